@@ -1,0 +1,1 @@
+"""Korean FAQ chatbot: kiwi + multilingual-e5 + ChromaDB + kiwi-BM25 behind one Retriever/Answerer API."""

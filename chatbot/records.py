@@ -1,0 +1,113 @@
+"""Plain dataclasses passed between stages (readers → store → retrieval → answers)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["faq", "doc"]
+
+
+def content_hash(*parts: str) -> str:
+    """Stable id material: the same content always gives the same id, so re-ingestion is a no-op."""
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One FAQ row as read from a file (before it becomes one record per question variant)."""
+
+    question: str
+    answer: str
+    source: str
+    line: int
+    faq_id: str | None = None
+    alternatives: tuple[str, ...] = ()
+    category: str | None = None
+
+
+@dataclass(frozen=True)
+class DocumentPart:
+    """A piece of a document as read (a page of a PDF, or the whole text of a .md file)."""
+
+    text: str
+    source: str
+    page: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row or file that could not be read; reported with where it is and why."""
+
+    source: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class ReadResult:
+    """What a reader produced: usable items plus the rows it rejected."""
+
+    items: list[Any] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row in Chroma: a FAQ question variant or a document chunk. `text` is what gets embedded."""
+
+    id: str
+    text: str
+    kind: Kind
+    source: str
+    metadata: dict[str, Any]
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.metadata.get("content_hash", ""))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved record with its score (higher is better, roughly cosine scale for dense/hybrid)."""
+
+    record_id: str
+    text: str
+    kind: Kind
+    score: float
+    metadata: dict[str, Any]
+
+    @property
+    def group_id(self) -> str:
+        """FAQ hits group by FAQ id (best variant wins); document chunks stand alone."""
+        return str(self.metadata.get("faq_id") or self.record_id)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What every entry point shows: an FAQ answer, a quoted passage, or the fallback with suggestions."""
+
+    type: Literal["faq", "doc", "fallback"]
+    answer: str
+    score: float
+    matched_question: str | None = None
+    faq_id: str | None = None
+    sources: tuple[dict[str, Any], ...] = ()
+    suggestions: tuple[str, ...] = ()
+    hits: tuple[Hit, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "answer": self.answer,
+            "score": round(float(self.score), 4),
+            "matched_question": self.matched_question,
+            "faq_id": self.faq_id,
+            "sources": list(self.sources),
+            "suggestions": list(self.suggestions),
+        }

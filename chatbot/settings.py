@@ -1,0 +1,148 @@
+"""One typed settings object: configs/default.yaml, optionally layered with FAQBOT_CONFIG, then FAQBOT_* env vars.
+
+Every entry point builds its objects from a Settings instance, so a test or a replica can run with
+different folders or models without touching globals.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "FAQBOT_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+
+
+class EncoderSettings(BaseModel):
+    model: str = "intfloat/multilingual-e5-small"
+    device: str | None = None
+    batch_size: int = Field(32, ge=1)
+    max_seq_length: int = Field(256, ge=8)
+    question_prefix: str = "query: "
+    passage_prefix: str = "passage: "
+    input: Literal["raw", "normalised"] = "raw"
+    hub_timeout_s: float = 5.0
+
+
+class TextSettings(BaseModel):
+    spacing_correction: bool = True
+    typo_tolerant: bool = False
+
+
+class StoreSettings(BaseModel):
+    path: Path = Path("var/chroma")
+    collection: str = Field("faq", min_length=3)
+    host: str | None = None
+    port: int = 8000
+    ssl: bool = False
+    auth_header: str | None = None
+    auth_token: str | None = None
+    cache_dir: Path = Path("var/cache")
+
+
+class LexicalSettings(BaseModel):
+    k1: float = 1.2
+    b: float = 0.75
+
+
+class RetrievalSettings(BaseModel):
+    mode: Literal["lexical", "dense", "hybrid"] = "hybrid"
+    top_k: int = Field(10, ge=1, le=100)
+    candidates: int = Field(50, ge=1)
+    lexical_weight: float = Field(0.3, ge=0.0, le=1.0)
+
+
+class AnswerSettings(BaseModel):
+    threshold: float = 0.86
+    doc_threshold: float = 0.82
+    suggestions: int = Field(3, ge=0, le=10)
+    fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"
+    max_question_chars: int = 2000
+
+
+class IngestSettings(BaseModel):
+    chunk_size: int = Field(500, ge=50)
+    chunk_overlap: int = Field(80, ge=0)
+    batch_size: int = Field(64, ge=1)
+
+
+class AppSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 7860
+    password: str | None = None
+    feedback_log: Path = Path("var/feedback.jsonl")
+    sample_faq: list[Path] = [Path("data/faq.csv")]
+    sample_docs: list[Path] = [Path("data/docs")]
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the default YAML, then the file named by FAQBOT_CONFIG on top of it."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for path in _config_files():
+            merged = _deep_merge(merged, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        return merged
+
+
+def _config_files() -> list[Path]:
+    files = [DEFAULT_CONFIG] if DEFAULT_CONFIG.exists() else []
+    extra = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if extra:
+        path = Path(extra)
+        if not path.exists():
+            raise FileNotFoundError(f"{ENV_PREFIX}CONFIG points at {path}, which does not exist")
+        files.append(path)
+    return files
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+class Settings(BaseSettings):
+    """All configuration; env vars such as FAQBOT_ENCODER__MODEL override the YAML."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
+
+    encoder: EncoderSettings = EncoderSettings()
+    text: TextSettings = TextSettings()
+    store: StoreSettings = StoreSettings()
+    lexical: LexicalSettings = LexicalSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    ingest: IngestSettings = IngestSettings()
+    app: AppSettings = AppSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> "Settings":
+        """A copy with some section fields replaced, e.g. with_overrides(store={"path": tmp})."""
+        data = self.model_dump()
+        return Settings.model_validate(_deep_merge(data, sections))
+
+
+def load_settings(**overrides: dict[str, Any]) -> Settings:
+    """Settings from YAML + environment, with optional per-section overrides from code."""
+    settings = Settings()
+    return settings.with_overrides(**overrides) if overrides else settings

@@ -1,0 +1,76 @@
+"""Korean text processing with one shared Kiwi: normalisation, spacing, sentences, morpheme tokens."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from kiwipiepy import Kiwi
+
+# Content morphemes: nouns, verb/adjective stems, roots, foreign words, numbers, hanja.
+# Particles (J*), endings (E*), suffix-like verbs (XSV 하다) are dropped, so
+# 환불해 주세요 / 환불받을 수 있나요 / 환불 all share 환불.
+CONTENT_TAGS = ("NNG", "NNP", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH", "MAG", "XPN")
+_STOP_STEMS = frozenset({"하", "되", "있", "없", "이", "않", "주", "싶", "보"})
+_SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028-\u202f\ufeff]")
+
+
+@lru_cache(maxsize=2)
+def get_kiwi(typos: bool = False) -> Kiwi:
+    """One Kiwi per process (and per typo mode); loading its model takes about a second."""
+    return Kiwi(typos="basic_with_continual") if typos else Kiwi()
+
+
+def normalise(text: str) -> str:
+    """NFKC (full-width → ASCII, compatibility jamo kept composable), drop control chars, collapse spaces."""
+    text = unicodedata.normalize("NFKC", text or "")
+    text = _CONTROL.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def correct_spacing(text: str) -> str:
+    """Kiwi's spacing model: '배송조회어떻게해요' → '배송 조회 어떻게 해요'."""
+    text = normalise(text)
+    if not text:
+        return text
+    return get_kiwi().space(text, reset_whitespace=False)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentence boundaries for chunking; Kiwi copes with missing periods and Korean endings."""
+    sentences: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text or ""):
+        paragraph = normalise(paragraph)
+        if paragraph:
+            sentences.extend(s.text.strip() for s in get_kiwi().split_into_sents(paragraph) if s.text.strip())
+    return sentences
+
+
+def morphemes(text: str, typos: bool = False) -> list[str]:
+    """Lexical-index tokens: content morphemes and verb/adjective stems, lower-cased."""
+    text = normalise(text)
+    if not text:
+        return []
+    return _content_forms(get_kiwi(typos).tokenize(text))
+
+
+def morphemes_batch(texts: list[str], typos: bool = False) -> list[list[str]]:
+    """Batch form of morphemes(); Kiwi tokenises a list faster than one call per text."""
+    cleaned = [normalise(t) for t in texts]
+    kiwi = get_kiwi(typos)
+    return [_content_forms(tokens) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
+
+
+def _content_forms(tokens: list) -> list[str]:
+    out: list[str] = []
+    for token in tokens:
+        tag = token.tag.split("-")[0]
+        if tag.startswith(CONTENT_TAGS) and not (tag in ("VV", "VA") and token.form in _STOP_STEMS):
+            out.append(token.form.lower())
+    return out
+
+
+def is_meaningful(text: str) -> bool:
+    """True when a question has letters or digits (emoji-only or punctuation-only is not a question)."""
+    return any(ch.isalnum() for ch in normalise(text))
