@@ -59,6 +59,7 @@ class RetrievalSettings(BaseModel):
 
 class AnswerSettings(BaseModel):
     threshold: float = 0.86
+    lexical_threshold: float = 0.5
     doc_threshold: float = 0.82
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"

@@ -23,7 +23,7 @@ def build_tiny_model(target: Path) -> Path:
     """Writes an ordinary sentence-transformers folder (BERT 2 layers, hidden 32) into target."""
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.models import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, BertTokenizerFast
 

@@ -1,0 +1,69 @@
+"""Terminal chat: `python -m chatbot.chat` answers with source and score (same Answerer as the web page)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from chatbot.answer import QuestionError
+from chatbot.pipeline import open_pipeline
+from chatbot.records import Answer
+from chatbot.settings import load_settings
+
+
+def format_answer(answer: Answer) -> str:
+    lines: list[str] = []
+    if answer.type == "faq":
+        lines.append(f"[FAQ · 점수 {answer.score:.3f}] {answer.matched_question}")
+        lines.append(answer.answer)
+    elif answer.type == "doc":
+        lines.append(f"[문서 · 점수 {answer.score:.3f}]")
+        lines.append(f"“{answer.answer}”")
+    else:
+        lines.append(answer.answer + (f" (최고 점수 {answer.score:.3f})" if answer.score else ""))
+    for source in answer.sources:
+        where = source.get("source", "")
+        if source.get("page") is not None:
+            where += f", {source['page']}쪽"
+        if source.get("chunk_index") is not None:
+            where += f", 조각 {source['chunk_index']}"
+        lines.append(f"  출처: {where}")
+    for i, suggestion in enumerate(answer.suggestions, 1):
+        lines.append(f"  {i}. {suggestion}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="한국어 FAQ 챗봇 (terminal)")
+    parser.add_argument("question", nargs="*", help="ask once and exit; without it, an interactive prompt")
+    parser.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default=None)
+    parser.add_argument("--category", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    pipeline = open_pipeline(load_settings())
+    if pipeline.store.count() == 0:
+        print("저장소가 비어 있습니다. 먼저 `python -m ingest faq data/faq.csv`로 FAQ를 넣어 주세요.", file=sys.stderr)
+        return 2
+    questions = [" ".join(args.question)] if args.question else None
+    while True:
+        question = questions.pop() if questions else _prompt()
+        if question is None:
+            return 0
+        try:
+            print(format_answer(pipeline.answerer.ask(question, mode=args.mode, category=args.category)))
+        except QuestionError as exc:
+            print(str(exc))
+        if args.question:
+            return 0
+
+
+def _prompt() -> str | None:
+    try:
+        line = input("\n질문> ")
+    except (EOFError, KeyboardInterrupt):
+        return None
+    return None if line.strip() in {"exit", "quit", "종료"} else line
+
+
+if __name__ == "__main__":
+    sys.exit(main())

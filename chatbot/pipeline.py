@@ -1,0 +1,29 @@
+"""Builds the encoder, store, retriever and answerer from one Settings object (models load once)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatbot.answer import Answerer
+from chatbot.encoder import Encoder, load_encoder
+from chatbot.retrieval import Retriever
+from chatbot.settings import Settings, load_settings
+from chatbot.store import Store
+
+
+@dataclass
+class Pipeline:
+    """The objects every entry point shares: page, API, terminal chat, evaluation, benchmarks, tests."""
+
+    settings: Settings
+    encoder: Encoder
+    store: Store
+    retriever: Retriever
+    answerer: Answerer
+
+
+def open_pipeline(settings: Settings | None = None) -> Pipeline:
+    settings = settings or load_settings()
+    encoder = load_encoder(settings.encoder)
+    store = Store(settings.store, encoder.identity())
+    retriever = Retriever(settings, encoder, store)
+    return Pipeline(settings, encoder, store, retriever, Answerer(retriever, settings.answer))

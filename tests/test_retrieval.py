@@ -1,0 +1,96 @@
+"""Retriever and Answerer on a small store filled through the real encoder (tiny BERT)."""
+from __future__ import annotations
+
+import pytest
+
+from chatbot.answer import QuestionError
+from chatbot.pipeline import open_pipeline
+from chatbot.records import Record, content_hash
+from chatbot.retrieval import group_hits
+
+FAQS = [
+    ("ship-1", "배송", "배송은 얼마나 걸리나요?", ["택배는 언제 도착해요?"], "주문 후 2~3일 안에 도착합니다."),
+    ("refund-1", "환불", "환불은 어떻게 받나요?", ["돈 돌려받고 싶어요"], "반품이 확인되면 3영업일 안에 환불됩니다."),
+    ("account-1", "회원", "비밀번호를 잊어버렸어요", ["로그인 password 찾기"], "로그인 화면에서 비밀번호 찾기를 누르세요."),
+    ("coupon-1", "쿠폰", "쿠폰은 어디에서 입력하나요?", [], "결제 화면에서 쿠폰 코드를 입력합니다."),
+]
+
+
+def faq_records() -> list[Record]:
+    records = []
+    for faq_id, category, question, alternatives, answer in FAQS:
+        for variant, text in enumerate([question, *alternatives]):
+            meta = {"faq_id": faq_id, "question": text, "main_question": question, "answer": answer,
+                    "category": category, "variant": variant, "content_hash": content_hash(text, answer)}
+            records.append(Record(f"faq-{content_hash(faq_id, text)}", text, "faq", "faq.csv", meta))
+    return records
+
+
+@pytest.fixture()
+def pipeline(make_settings):
+    p = open_pipeline(make_settings())
+    records = faq_records()
+    p.store.upsert(records, p.encoder.encode_questions([r.text for r in records]))
+    return p
+
+
+def test_lexical_matches_particles_and_endings(pipeline):
+    hits = pipeline.retriever.search("환불해 주세요", mode="lexical")
+    assert hits[0].metadata["faq_id"] == "refund-1"
+
+
+def test_each_mode_groups_by_faq_id(pipeline):
+    for mode in ("lexical", "dense", "hybrid"):
+        hits = pipeline.retriever.search("택배 언제 와요 배송", mode=mode)
+        ids = [h.group_id for h in hits]
+        assert len(ids) == len(set(ids)), mode
+    assert pipeline.retriever.search("배송 택배 도착", mode="hybrid")[0].group_id == "ship-1"
+
+
+def test_category_filter(pipeline):
+    hits = pipeline.retriever.search("배송 환불", mode="hybrid", category="환불")
+    assert hits and all(h.metadata["category"] == "환불" for h in hits)
+
+
+def test_exact_question_is_answered_with_source_and_score(pipeline):
+    answer = pipeline.answerer.ask("비밀번호를 잊어버렸어요")
+    assert answer.type == "faq" and answer.faq_id == "account-1"
+    assert answer.sources[0]["source"] == "faq.csv" and answer.score > 0.9
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_empty_question_is_refused(pipeline, question):
+    with pytest.raises(QuestionError, match="비어"):
+        pipeline.answerer.ask(question)
+
+
+def test_overlong_question_is_refused(pipeline):
+    with pytest.raises(QuestionError, match="너무 깁니다"):
+        pipeline.answerer.ask("배송 " * 5000)
+
+
+def test_emoji_only_question_falls_back(pipeline):
+    assert pipeline.answerer.ask("😀😀🙏").type == "fallback"
+
+
+def test_unrelated_question_falls_back_with_suggestions(pipeline):
+    answer = pipeline.answerer.ask("오늘 서울 날씨 어때")
+    assert answer.type == "fallback" and len(answer.suggestions) <= 3
+
+
+def test_lexical_cache_is_rebuilt_when_store_changes(pipeline):
+    before = pipeline.retriever.lexical.fingerprint
+    record = Record("faq-new", "적립금은 언제 사라지나요?", "faq", "faq.csv",
+                    {"faq_id": "point-1", "question": "적립금은 언제 사라지나요?", "answer": "1년 뒤 소멸합니다."})
+    pipeline.store.upsert([record], pipeline.encoder.encode_questions([record.text]))
+    pipeline.retriever.refresh()
+    assert pipeline.retriever.lexical.fingerprint != before
+    assert pipeline.retriever.search("적립금 소멸", mode="lexical")[0].group_id == "point-1"
+
+
+def test_group_hits_keeps_best_variant():
+    from chatbot.records import Hit
+    hits = [Hit("a", "q1", "faq", 0.5, {"faq_id": "x"}), Hit("b", "q2", "faq", 0.9, {"faq_id": "x"}),
+            Hit("c", "d", "doc", 0.7, {})]
+    grouped = group_hits(hits, 10)
+    assert [h.record_id for h in grouped] == ["b", "c"]
