@@ -56,3 +56,61 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives headless Chromium")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `chroma run` server on a free loopback port, stopped at the end of the session."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
+    if not Path(chroma).exists():
+        pytest.fail("the `chroma` CLI (shipped with chromadb) is not installed")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("chroma-server")
+    log = open(folder / "server.log", "wb")
+    proc = subprocess.Popen(
+        [chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"chroma server did not start: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
+    yield {"host": "127.0.0.1", "port": port}
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store_settings(request, make_settings):
+    """Settings for the embedded client and for a real Chroma server, so store tests run on both."""
+    if request.param == "server":
+        server = request.getfixturevalue("chroma_server")
+        import uuid
+
+        return make_settings(store={"host": server["host"], "port": server["port"], "collection": f"t-{uuid.uuid4().hex[:8]}"})
+    return make_settings()
