@@ -11,7 +11,9 @@ from kiwipiepy import Kiwi
 # Particles (J*), endings (E*), suffix-like verbs (XSV 하다) are dropped, so
 # 환불해 주세요 / 환불받을 수 있나요 / 환불 all share 환불.
 CONTENT_TAGS = ("NNG", "NNP", "NR", "NP", "VV", "VA", "XR", "SL", "SN", "SH", "MAG", "XPN")
-_STOP_STEMS = frozenset({"하", "되", "있", "없", "이", "않", "주", "싶", "보"})
+# Light verbs and filler words that every question shares; dropping them keeps BM25 on the topic.
+_STOP_STEMS = frozenset({"하", "되", "있", "이", "않", "주", "싶", "보"})
+_STOP_FORMS = frozenset({"어떻", "어떻게", "어떡", "좀", "그냥", "너무", "진짜", "정말", "혹시", "제발", "많이"})
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028-\u202f\ufeff]")
 
@@ -66,7 +68,9 @@ def _content_forms(tokens: list) -> list[str]:
     out: list[str] = []
     for token in tokens:
         tag = token.tag.split("-")[0]
-        if tag.startswith(CONTENT_TAGS) and not (tag in ("VV", "VA") and token.form in _STOP_STEMS):
+        if token.form in _STOP_FORMS or (tag in ("VV", "VA") and token.form in _STOP_STEMS):
+            continue
+        if tag.startswith(CONTENT_TAGS):
             out.append(token.form.lower())
     return out
 

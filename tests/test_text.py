@@ -1,0 +1,36 @@
+"""Kiwi text processing: the lexical side must see through particles, endings and spacing."""
+from __future__ import annotations
+
+from chatbot.text import correct_spacing, is_meaningful, morphemes, morphemes_batch, normalise, split_sentences
+
+
+def test_particles_and_endings_share_the_stem():
+    for text in ["환불해 주세요", "환불받을 수 있나요", "환불", "환불은요?", "환불 좀 해줘"]:
+        assert "환불" in morphemes(text), text
+
+
+def test_honorific_and_casual_forms_share_content():
+    assert set(morphemes("배송 조회는 어떻게 하나요?")) == set(morphemes("배송 조회 어떻게 해"))
+
+
+def test_spacing_mistakes_are_corrected():
+    assert correct_spacing("배송조회어떻게해요") == "배송 조회 어떻게 해요"
+    assert {"배송", "조회"} <= set(morphemes(correct_spacing("배송조회어떻게해요")))
+
+
+def test_normalise_fullwidth_controls_and_spaces():
+    assert normalise("ＡＢＣ１２３\u200b  주문\t\n했어요 ") == "ABC123 주문 했어요"
+
+
+def test_batch_equals_single():
+    texts = ["쿠폰 code 어디에 넣어요?", "", "비밀번호를 잊어버렸어요"]
+    assert morphemes_batch(texts) == [morphemes(t) for t in texts]
+
+
+def test_sentences_split_without_periods():
+    assert len(split_sentences("주문은 오늘 합니다 배송은 내일 출발합니다\n\n둘째 문단입니다.")) >= 2
+
+
+def test_meaningful_questions():
+    assert not is_meaningful("😀🙏!!") and not is_meaningful("   ")
+    assert is_meaningful("배송?") and is_meaningful("ㅠㅠ")
