@@ -6,6 +6,7 @@ Chroma's own default embedding function.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,8 +70,9 @@ def _looks_like_path(model: str) -> bool:
 
 
 def _from_hub(model: str, timeout_s: float) -> ResolvedModel:
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(timeout_s))
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(timeout_s))
+    seconds = str(max(1, math.ceil(timeout_s)))  # huggingface_hub parses these as integers
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", seconds)
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", seconds)
     from huggingface_hub import snapshot_download
 
     try:
@@ -146,7 +148,8 @@ def _load_cached(settings_json: str) -> Encoder:
 
     log.info("Loading encoder %s from %s (%s) on %s", resolved.model_id, resolved.path, resolved.source, device)
     model = SentenceTransformer(str(resolved.path), device=device)
-    model.max_seq_length = settings.max_seq_length
+    # Never past the model's own position limit (a small model may allow fewer than configured).
+    model.max_seq_length = min(settings.max_seq_length, model.max_seq_length or settings.max_seq_length)
     return Encoder(model, resolved, settings)
 
 

@@ -84,8 +84,14 @@ class Hit:
 
     @property
     def group_id(self) -> str:
-        """FAQ hits group by FAQ id (best variant wins); document chunks stand alone."""
+        """The FAQ id for FAQ hits, the record id for document chunks (what evaluation compares)."""
         return str(self.metadata.get("faq_id") or self.record_id)
+
+    @property
+    def group_key(self) -> str:
+        """What retrieval groups by: source + FAQ id, since two files may both number FAQs 1, 2, 3…."""
+        faq_id = self.metadata.get("faq_id")
+        return f"{self.metadata.get('source', '')}::{faq_id}" if faq_id else self.record_id
 
 
 @dataclass(frozen=True)

@@ -107,10 +107,10 @@ class Retriever:
 
 
 def group_hits(hits: list[Hit], k: int) -> list[Hit]:
-    """Best-scoring variant per FAQ id (documents: per chunk), sorted, cut to k."""
+    """Best-scoring variant per FAQ (source + id; documents: per chunk), sorted, cut to k."""
     best: dict[str, Hit] = {}
     for hit in hits:
-        current = best.get(hit.group_id)
+        current = best.get(hit.group_key)
         if current is None or hit.score > current.score:
-            best[hit.group_id] = hit
+            best[hit.group_key] = hit
     return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
