@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-if [ ! -x /usr/bin/chromium ]; then
+need=""
+[ -x /usr/bin/chromium ] || need="chromium"
+fc-list 2>/dev/null | grep -qi nanum || need="$need fonts-nanum"   # Hangul in screenshots
+if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
-  ($SUDO apt-get install -y -q chromium >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q chromium >/dev/null 2>&1; }) \
-    || echo "warning: could not install Debian's chromium; the browser test will be skipped" >&2
+  ($SUDO apt-get install -y -q $need >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $need >/dev/null 2>&1; }) \
+    || echo "warning: could not install $need with apt; without chromium the browser test is skipped" >&2
 fi
 export HF_HUB_OFFLINE=1 ANONYMIZED_TELEMETRY=False TOKENIZERS_PARALLELISM=false
 exec .venv/bin/python -m pytest "$@"

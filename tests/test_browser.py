@@ -1,0 +1,255 @@
+"""The chat page in headless Chromium: answer with source, fallback suggestion click, 👍 log, XSS as text, operator.
+
+Starts `python app.py --port FREE` with FAQBOT_* variables pointing at tmp folders, the tiny model and
+a small FAQ that holds an HTML/JS payload; screenshots go to artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from chatbot.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = PROJECT_ROOT / "artifacts"
+XSS_ANSWER = (
+    '<script>window.__xss = 1; alert("script")</script>'
+    '<img src=x onerror="window.__xss = 2; alert(\'img\')"> 태그는 글자 그대로 보여야 합니다.'
+)
+FAQ = [
+    ("ship-1", "배송", "배송은 얼마나 걸리나요?", "주문 후 2~3일 안에 도착합니다.", "택배는 언제 도착해요?"),
+    ("refund-1", "환불", "환불은 어떻게 받나요?", "반품이 확인되면 3영업일 안에 환불됩니다.", ""),
+    ("account-1", "회원", "비밀번호를 잊어버렸어요", "로그인 화면에서 비밀번호 찾기를 누르세요.", ""),
+    ("xss-1", "보안", "특수 문자가 들어간 답변", XSS_ANSWER, ""),
+]
+EXTRA_FAQ = [("gift-1", "선물", "선물 포장이 되나요?", "결제 화면에서 선물 포장을 선택할 수 있습니다.", "")]
+PASSWORD = "운영-비밀-1234"
+
+
+def _write_faq(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "category", "question", "answer", "alternatives"])
+        writer.writerows(rows)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_model_dir):
+    """The real entry point (`python app.py`) on a free loopback port, sample FAQ ingested at start-up."""
+    tmp = tmp_path_factory.mktemp("browser")
+    faq = _write_faq(tmp / "faq.csv", FAQ)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FAQBOT_ENCODER__MODEL": str(tiny_model_dir),
+        "FAQBOT_ENCODER__DEVICE": "cpu",
+        "FAQBOT_STORE__PATH": str(tmp / "chroma"),
+        "FAQBOT_STORE__CACHE_DIR": str(tmp / "cache"),
+        "FAQBOT_APP__FEEDBACK_LOG": str(tmp / "feedback.jsonl"),
+        "FAQBOT_APP__SAMPLE_FAQ": json.dumps([str(faq)]),
+        "FAQBOT_APP__SAMPLE_DOCS": "[]",
+        "FAQBOT_APP__PASSWORD": PASSWORD,
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp / "server.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"app.py never became healthy:\n{log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2)
+                if health.status_code == 200:
+                    break
+                if health.json().get("status") == "error":
+                    pytest.fail(f"app.py could not start: {health.json()}\n{log_path.read_text(errors='replace')[-3000:]}")
+            except httpx.TransportError:
+                pass
+            time.sleep(0.25)
+        yield {"base": base, "log": log_path, "feedback": tmp / "feedback.jsonl", "tmp": tmp}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium); the browser test needs Debian's Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, locale="ko-KR")
+    page = context.new_page()
+    page.dialogs = []  # any alert() would mean injected script ran
+    page.errors = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(server["base"] + "/")
+    page.wait_for_selector("#question textarea", timeout=30_000)
+    yield page
+    context.close()
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+
+def _bots(page):
+    return page.locator("#chat .message.bot")
+
+
+def _ask(page, question: str) -> str:
+    """Types a question, sends it, waits for the new answer and returns its text."""
+    before = _bots(page).count()
+    page.fill("#question textarea", question)
+    page.click("#send")
+    return _wait_answer(page, before)
+
+
+def _wait_answer(page, before: int) -> str:
+    page.wait_for_function(
+        """before => {
+            const bots = document.querySelectorAll('#chat .message.bot');
+            return bots.length > before && !bots[bots.length - 1].innerText.includes('Loading content');
+        }""",
+        arg=before,
+        timeout=20_000,
+    )
+    return _bots(page).last.inner_text()
+
+
+def test_start_up_printed_its_sample_ingestion(server):
+    log = server["log"].read_text(encoding="utf-8", errors="replace")
+    assert "샘플 FAQ" in log and "준비 완료" in log
+
+
+def test_answer_shows_matched_question_source_and_score(page):
+    text = _ask(page, "배송은 얼마나 걸리나요?")
+    assert "주문 후 2~3일 안에 도착합니다." in text
+    assert "Q. 배송은 얼마나 걸리나요?" in text
+    assert "faq.csv" in text and "FAQ ship-1" in text
+    assert re.search(r"점수 \d\.\d{3}", text)
+    _shot(page, "answer")
+
+
+def test_fallback_suggestion_click_then_thumbs_up_is_logged(page, server):
+    text = _ask(page, "오늘 서울 날씨 어때")
+    assert "죄송합니다" in text
+    options = page.locator("#chat button.option")
+    assert 1 <= options.count() <= 3
+    _shot(page, "fallback")
+    suggestion = options.first.inner_text().strip()
+    before = _bots(page).count()
+    options.first.click()
+    answer = _wait_answer(page, before)
+    expected = next(row for row in FAQ if row[2] == suggestion)
+    assert f"Q. {suggestion}" in answer
+    assert expected[3].split("<")[0][:10] in answer or expected[0] == "xss-1"
+    assert page.locator("#chat button.option").count() == 0  # an answered question has no suggestion buttons
+
+    page.get_by_role("button", name=re.compile(r"^(좋아요|Like)$")).last.click()  # 👍 (label follows the ko-KR locale)
+    deadline = time.monotonic() + 10
+    entries: list[dict] = []
+    while time.monotonic() < deadline and not entries:
+        if server["feedback"].exists():
+            entries = [json.loads(line) for line in server["feedback"].read_text(encoding="utf-8").splitlines()]
+        time.sleep(0.2)
+    assert entries, "no feedback line was written"
+    entry = entries[-1]
+    assert entry["question"] == suggestion and entry["rating"] == "up" and entry["channel"] == "web"
+    assert entry["answer_id"] == expected[0] and entry["answer_type"] == "faq"
+    assert entry["mode"] == "hybrid" and entry["score"] > 0.8 and entry["time"]
+    _shot(page, "suggestion-liked")
+
+
+def test_html_in_an_faq_answer_is_shown_as_text_and_never_runs(page):
+    text = _ask(page, "특수 문자가 들어간 답변")
+    assert '<script>window.__xss = 1; alert("script")</script>' in text
+    assert "onerror=" in text and "태그는 글자 그대로 보여야 합니다." in text
+    page.wait_for_timeout(500)  # give a broken <img> time to fire onerror, were there one
+    assert page.evaluate("window.__xss") is None
+    assert page.dialogs == []
+    assert page.locator("#chat img[src='x'], #chat script").count() == 0
+    _shot(page, "xss-as-text")
+    assert page.errors == []
+
+
+def test_example_question_and_category_filter(page):
+    examples = page.locator("#examples button")
+    examples.first.wait_for(timeout=10_000)
+    label = examples.first.inner_text().strip()
+    before = _bots(page).count()
+    examples.first.click()
+    assert f"Q. {label}" in _wait_answer(page, before)
+    assert page.locator("#category").is_visible()
+
+
+def test_operator_tab_needs_the_password_then_ingests_an_upload(page, server):
+    page.get_by_role("tab", name=re.compile("운영")).click()
+    page.fill("#password input", "wrong")
+    page.get_by_role("button", name="잠금 해제").click()
+    page.get_by_text("비밀번호가 올바르지 않습니다").wait_for(timeout=10_000)
+    assert not page.locator("#ingest").is_visible()
+    page.fill("#password input", PASSWORD)
+    page.get_by_role("button", name="잠금 해제").click()
+    page.locator("#ingest").wait_for(state="visible", timeout=10_000)
+
+    upload = _write_faq(server["tmp"] / "extra-faq.csv", EXTRA_FAQ)
+    page.locator("#upload input[type=file]").set_input_files(str(upload))  # kind from the extension
+    page.get_by_text("extra-faq.csv").first.wait_for(timeout=10_000)
+    page.click("#ingest")
+    page.get_by_text("색인 완료").wait_for(timeout=30_000)
+    summary = page.locator("#ingest-summary").inner_text()
+    assert "추가 1" in summary and "거부 0" in summary
+    assert "extra-faq.csv" in page.locator("#ingest-counts").inner_text()
+    assert "레코드 수" in page.locator("#stats").inner_text()
+    _shot(page, "operator")
+
+    page.get_by_role("tab", name=re.compile("상담")).click()
+    assert "결제 화면에서 선물 포장을" in _ask(page, "선물 포장이 되나요?")
