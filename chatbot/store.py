@@ -1,8 +1,8 @@
 """ChromaDB, the single source of truth: embedded folder or server, cosine space, encoder identity recorded."""
 from __future__ import annotations
 
-import hashlib
 import logging
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,7 @@ class Store:
 
     # --- writes ---------------------------------------------------------------------------------
     def upsert(self, records: list[Record], vectors: np.ndarray) -> None:
+        self._bump_revision()
         for start in range(0, len(records), _WRITE_BATCH):
             batch = records[start : start + _WRITE_BATCH]
             self.collection.upsert(
@@ -99,11 +100,20 @@ class Store:
                 embeddings=vectors[start : start + _WRITE_BATCH],
                 metadatas=[_clean_metadata({**r.metadata, "kind": r.kind, "source": r.source}) for r in batch],
             )
+        self._bump_revision()
 
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
+        if not ids:
+            return
+        self._bump_revision()
         for start in range(0, len(ids), _WRITE_BATCH):
             self.collection.delete(ids=ids[start : start + _WRITE_BATCH])
+        self._bump_revision()
+
+    def _bump_revision(self) -> None:
+        """Before and after each write, so a reader never pairs new content with an old revision."""
+        self._set_metadata(revision=uuid.uuid4().hex)
 
     def reset(self) -> None:
         """Drop every record (for --rebuild): the collection is recreated with the current encoder."""
@@ -145,12 +155,14 @@ class Store:
         return StoredRecords(ids, texts, metas)
 
     def fingerprint(self) -> str:
-        """Changes whenever the set of records changes (ids are content hashes)."""
-        digest = hashlib.sha1()
-        for ids, _, _ in self._pages(None, include=[]):
-            for record_id in sorted(ids):
-                digest.update(record_id.encode())
-        return f"{self.count()}-{digest.hexdigest()[:16]}"
+        """Changes whenever records are written or deleted, by this process or another replica.
+
+        Every write goes through upsert()/delete(), which set a fresh revision in the collection's
+        metadata before and after writing; with the record count that is two cheap reads, where
+        hashing every id would cost seconds at 100k records.
+        """
+        fresh = self.client.get_collection(self.settings.collection, embedding_function=None)
+        return f"{fresh.count()}-{(fresh.metadata or {}).get('revision', '')}"
 
     def _pages(self, where: dict[str, Any] | None, include: list[str], page: int = 5000) -> Iterator[tuple]:
         offset = 0
