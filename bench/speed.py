@@ -1,0 +1,282 @@
+"""Speed: ingestion vs the encoder's own throughput, and question latency vs the encoder's own time.
+
+    python bench/speed.py                         # --n 1000 --sizes 10000,100000
+    python bench/speed.py --quick                 # --n 200 --sizes 2000,10000, 50 questions
+    python bench/speed.py --profile               # also cProfile the hybrid questions at the largest size
+
+(1) Throughput: N generated short Korean questions encoded in batches by `encoder.encode_questions`
+    (sentences/s) vs the same N questions as a CSV through the real ingestion (`ingest_paths`) into a
+    fresh embedded store (records/s). Goal: ingestion ≥ 0.9 × the encoder.
+(2) Latency: `answerer.ask` in hybrid mode over stores of each size, vs `encoder.encode_questions`
+    of the same single question, interleaved so both see the same machine load. Goal: p50 ≤ 1.3 ×.
+    Stores bigger than --real-cap records hold --real-cap really encoded generated questions plus
+    generated texts with random unit vectors (384-d random vectors are near-orthogonal to real ones,
+    so they cost Chroma and BM25 the full work but never win a dense match), as the output says.
+    Also reported per size: the time of each retrieval step (encode, Chroma query, BM25, fusion)
+    and of the lexical cache's refresh check (store fingerprint + cache load), which runs every
+    `refresh_s` seconds inside a question.
+The two cores of a development machine are often shared: timings taken under load are noisy; the
+script reports the machine's load average next to them.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import csv
+import io
+import logging
+import os
+import pstats
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import e5_settings, markdown_table  # noqa: E402
+from chatbot.encoder import Encoder, load_encoder  # noqa: E402
+from chatbot.evaluate import FaqItem, faq_records, percentile, temporary_pipeline  # noqa: E402
+from chatbot.lexical import load_or_build  # noqa: E402
+from chatbot.pipeline import Pipeline  # noqa: E402
+from chatbot.settings import Settings  # noqa: E402
+from chatbot.text import correct_spacing  # noqa: E402
+
+# --- synthetic Korean FAQ questions ----------------------------------------------------------------------
+ITEMS = ["운동화", "노트북", "셔츠", "냉장고", "세탁기", "청바지", "가방", "모니터", "키보드", "마우스", "이어폰", "휴대폰",
+         "케이스", "충전기", "원피스", "코트", "패딩", "양말", "모자", "선글라스", "시계", "반지", "화장품", "향수", "샴푸",
+         "쌀", "과일", "생수", "커피", "라면", "소파", "침대", "책상", "의자", "조명", "커튼", "이불", "베개", "캠핑용품",
+         "자전거", "유모차", "장난감", "도서", "문구", "프린터", "태블릿", "카메라", "스피커", "에어컨", "선풍기"]
+TOPICS = ["배송", "환불", "교환", "반품", "주문", "결제", "쿠폰", "적립금", "포인트", "영수증", "세금계산서", "할부", "설치",
+          "수리", "보증", "재고", "입고", "예약", "선물 포장", "사은품", "리뷰", "정기 배송", "해외 배송", "묶음 배송",
+          "퀵 배송", "주소", "옵션", "사이즈", "색상", "가격", "할인", "멤버십", "회원 등급", "비밀번호", "아이디",
+          "본인 인증", "알림", "문자", "이메일", "고객센터"]
+ACTIONS = ["취소", "변경", "조회", "신청", "확인", "등록", "삭제", "연장", "발급", "적용", "사용", "문의", "요청", "수정",
+           "해지", "재발송", "추가", "접수", "결제", "환급"]
+ENDINGS = ["어떻게 하나요?", "방법 알려주세요", "가능한가요?", "언제 되나요?", "어디서 하나요?", "하고 싶어요",
+           "안 돼요", "얼마나 걸려요?", "비용이 있나요?", "해도 되나요?", "왜 안 되죠?", "절차가 궁금합니다",
+           "기간이 어떻게 되나요?", "하려면 뭐가 필요해요?", "문의드립니다"]
+
+
+def generate_questions(n: int, seed: int = 0, offset: int = 0) -> list[str]:
+    """n distinct questions `ITEM TOPIC ACTION ENDING` from a seeded permutation of all combinations."""
+    sizes = (len(ITEMS), len(TOPICS), len(ACTIONS), len(ENDINGS))
+    total = int(np.prod(sizes))
+    if offset + n > total:
+        raise ValueError(f"only {total} distinct questions can be generated")
+    order = np.random.default_rng(seed).permutation(total)[offset : offset + n]
+    out = []
+    for code in order.tolist():
+        code, e = divmod(code, sizes[3])
+        code, a = divmod(code, sizes[2])
+        i, t = divmod(code, sizes[1])
+        out.append(f"{ITEMS[i]} {TOPICS[t]} {ACTIONS[a]} {ENDINGS[e]}")
+    return out
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- (1) throughput -----------------------------------------------------------------------------------------
+def throughput(settings: Settings, encoder: Encoder, n: int, workdir: Path) -> list[list[Any]]:
+    from ingest.sync import ingest_paths
+
+    texts = generate_questions(n, seed=1)
+    encoder.encode_questions(texts[:64])  # warm-up
+    started = time.perf_counter()
+    encoder.encode_questions(texts)
+    encode_s = time.perf_counter() - started
+    log(f"encoded {n} questions in {encode_s:.1f}s")
+
+    csv_path = workdir / "speed-faq.csv"
+    with open(csv_path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "question", "answer"])
+        writer.writerows([f"q{i}", text, f"답변 {i}: 고객센터로 문의해 주세요."] for i, text in enumerate(texts))
+    ingest_settings = settings.with_overrides(store={"host": None, "path": str(workdir / "ingest-chroma"),
+                                                     "collection": "speed", "cache_dir": str(workdir / "cache")})
+    started = time.perf_counter()
+    report = ingest_paths(ingest_settings, "faq", [csv_path], encoder=encoder)
+    ingest_s = time.perf_counter() - started
+    written = report.total().written
+    log(f"ingested {written} records in {ingest_s:.1f}s")
+
+    started = time.perf_counter()  # the encoder again, after: the load may have changed meanwhile
+    encoder.encode_questions(texts)
+    encode_again_s = time.perf_counter() - started
+    encode_rate = n / ((encode_s + encode_again_s) / 2)
+    ingest_rate = written / ingest_s
+    return [
+        ["encoder.encode_questions (batched, mean of a run before and after)", n, f"{encode_rate:.1f}", "1.00"],
+        ["ingest_paths(faq CSV) into a fresh embedded store", written, f"{ingest_rate:.1f}",
+         f"{ingest_rate / encode_rate:.2f} (goal ≥ 0.90)"],
+    ]
+
+
+# --- (2) latency --------------------------------------------------------------------------------------------------
+def build_store(settings: Settings, encoder: Encoder, size: int, real_cap: int, vectors_cache: dict[str, np.ndarray],
+                workdir: Path) -> tuple[Pipeline, int]:
+    texts = generate_questions(size, seed=2)
+    real = min(size, real_cap)
+    todo = [t for t in texts[:real] if t not in vectors_cache]
+    if todo:
+        started = time.perf_counter()
+        vectors_cache.update(zip(todo, encoder.encode_questions(todo)))
+        log(f"encoded {len(todo)} FAQ questions in {time.perf_counter() - started:.0f}s")
+    rng = np.random.default_rng(size)
+    fake = rng.normal(size=(size - real, encoder.dimension)).astype(np.float32)
+    fake /= np.linalg.norm(fake, axis=1, keepdims=True).clip(1e-9)
+    matrix = np.vstack([np.stack([vectors_cache[t] for t in texts[:real]]), fake]) if real else fake
+    items = [FaqItem(text, f"faq-{i // 2}", f"답변 {i // 2}") for i, text in enumerate(texts)]  # 2 variants per FAQ
+    started = time.perf_counter()
+    pipeline = temporary_pipeline(settings, faq_records(items), workdir / f"store-{size}", encoder=encoder,
+                                  vectors=matrix, collection=f"speed-{size}")
+    log(f"stored {size} records in {time.perf_counter() - started:.0f}s")
+    return pipeline, real
+
+
+def step_times(pipeline: Pipeline, questions: list[str]) -> dict[str, float]:
+    """p50 ms of each step of a hybrid question, called the way Retriever._hybrid calls them."""
+    retriever, store, encoder = pipeline.retriever, pipeline.store, pipeline.encoder
+    index = retriever.lexical
+    cand = pipeline.settings.retrieval.candidates
+    steps: dict[str, list[float]] = {k: [] for k in ("encode", "chroma query", "spacing + morphemes", "bm25 scores",
+                                                       "sort lexical", "cosines of lexical-only", "total ask")}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        out = fn()
+        steps[name].append((time.perf_counter() - started) * 1000)
+        return out
+
+    for q in questions:
+        vector = timed("encode", lambda: encoder.encode_questions([q])[0])
+        dense = timed("chroma query", lambda: store.query(vector, cand))
+        tokens = timed("spacing + morphemes", lambda: index.query_tokens(correct_spacing(q)))
+        scores = timed("bm25 scores", lambda: index.scores(tokens))
+        top = timed("sort lexical", lambda: [int(i) for i in np.argsort(-scores)[:cand] if scores[i] > 0])
+        ids = {h.record_id for h in dense}
+        missing = [index.records.ids[i] for i in top if index.records.ids[i] not in ids]
+        timed("cosines of lexical-only", lambda: retriever._cosines(missing, vector))
+        timed("total ask", lambda: pipeline.answerer.ask(q, mode="hybrid"))
+    return {k: percentile(v, 50) for k, v in steps.items()}
+
+
+def refresh_cost(pipeline: Pipeline) -> dict[str, float]:
+    """What the lexical cache's periodic check costs at this size (it runs inside some question)."""
+    out = {}
+    started = time.perf_counter()
+    pipeline.store.fingerprint()
+    out["store.fingerprint()"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    load_or_build(pipeline.store, pipeline.settings.lexical, pipeline.settings.text.typo_tolerant)
+    out["load_or_build (cache hit)"] = (time.perf_counter() - started) * 1000
+    return out
+
+
+def latency(pipeline: Pipeline, questions: list[str]) -> tuple[list[float], list[float]]:
+    """Interleaved: ask (hybrid) then the encoder alone, for each question."""
+    ask_ms, encode_ms = [], []
+    for q in questions:
+        started = time.perf_counter()
+        pipeline.answerer.ask(q, mode="hybrid")
+        ask_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        pipeline.encoder.encode_questions([q])
+        encode_ms.append((time.perf_counter() - started) * 1000)
+    return ask_ms, encode_ms
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="questions for the throughput comparison")
+    parser.add_argument("--sizes", default="10000,100000", help="store sizes for the latency comparison")
+    parser.add_argument("--questions", type=int, default=100, help="questions asked per size")
+    parser.add_argument("--real-cap", type=int, default=10000, help="records really encoded per store; the rest random vectors")
+    parser.add_argument("--quick", action="store_true", help="--n 200 --sizes 2000,10000 --questions 50 --real-cap 2000")
+    parser.add_argument("--model", default=None, help="encoder folder (default: the configured one; e5 → offline export)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the asks at the largest size (top 25 by cumulative time)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables (markdown) here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.sizes, args.questions, args.real_cap = 200, "2000,10000", 50, 2000
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+    overrides: dict[str, Any] = {"encoder": {"model": args.model}} if args.model else {}
+    settings = e5_settings(**overrides)
+    encoder = load_encoder(settings.encoder)
+    sections = [f"Encoder {encoder.model_id} on {encoder.model.device}, torch threads "
+                f"{__import__('torch').get_num_threads()}, load average at start {load_average()}"]
+    workdir = Path(tempfile.mkdtemp(prefix="faqbot-speed-"))
+    try:
+        rows = throughput(settings, encoder, args.n, workdir)
+        sections.append("### Throughput\n" + markdown_table(["what", "records", "per second", "ratio"], rows))
+
+        questions = generate_questions(args.questions, seed=3, offset=0)
+        # questions asked are other combinations than the stored ones (seed 3 vs 2), reworded
+        questions = [q.replace("어떻게 하나요?", "어떻게 해요") for q in questions]
+        encoder.encode_questions(questions)  # warm-up: torch kernels for these lengths
+        vectors_cache: dict[str, np.ndarray] = {}
+        latency_rows, step_rows, refresh_rows = [], [], []
+        for size in sizes:
+            pipeline, real = build_store(settings, encoder, size, args.real_cap, vectors_cache, workdir)
+            started = time.perf_counter()
+            pipeline.retriever.lexical  # builds (and caches) the BM25 index
+            log(f"BM25 index of {size} records in {time.perf_counter() - started:.0f}s")
+            for q in questions[:10]:
+                pipeline.answerer.ask(q, mode="hybrid")
+            if args.profile and size == sizes[-1]:
+                profiler = cProfile.Profile()
+                profiler.enable()
+            ask_ms, encode_ms = latency(pipeline, questions)
+            if args.profile and size == sizes[-1]:
+                profiler.disable()
+                buffer = io.StringIO()
+                pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(25)
+                sections.append(f"### cProfile of {len(questions)} hybrid asks at {size}\n```\n{buffer.getvalue()[:6000]}\n```")
+            p50_ask, p95_ask = percentile(ask_ms, 50), percentile(ask_ms, 95)
+            p50_enc, p95_enc = percentile(encode_ms, 50), percentile(encode_ms, 95)
+            latency_rows.append([f"{size:,}", f"{real:,} encoded + {size - real:,} random", f"{p50_ask:.1f}", f"{p95_ask:.1f}",
+                                 f"{p50_enc:.1f}", f"{p95_enc:.1f}", f"{p50_ask / p50_enc:.2f} (goal ≤ 1.30)", load_average()])
+            steps = step_times(pipeline, questions[: min(50, len(questions))])
+            step_rows.append([f"{size:,}", *[f"{v:.1f}" for v in steps.values()]])
+            step_header = ["records", *steps.keys()]
+            refresh = refresh_cost(pipeline)
+            refresh_rows.append([f"{size:,}", *[f"{v:.0f}" for v in refresh.values()]])
+            refresh_header = ["records", *[f"{k} ms" for k in refresh]]
+            pipeline.store.client.clear_system_cache() if hasattr(pipeline.store.client, "clear_system_cache") else None
+            del pipeline
+        sections.append("### Question latency (hybrid `answerer.ask`) vs the encoder alone, ms\n" + markdown_table(
+            ["records", "store", "ask p50", "ask p95", "encoder p50", "encoder p95", "p50 ratio", "load avg"], latency_rows))
+        sections.append("### Where a hybrid question's time goes (p50 ms per step)\n" + markdown_table(step_header, step_rows))
+        sections.append("### Lexical cache refresh check (runs inside a question every refresh_s = 30 s)\n"
+                        + markdown_table(refresh_header, refresh_rows))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = "\n\n".join(sections)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    random.seed(0)
+    sys.exit(main())

@@ -1,0 +1,526 @@
+"""`python -m chatbot.train`: fine-tune the encoder on your own FAQ and pairs (domain adaptation).
+
+    python -m chatbot.train --faq data/faq.csv --output models/faq-e5
+    python -m chatbot.train --grouped chatbot.csv --text-col Q --group-col A --answer-pairs \\
+        --pairs question_pair.csv --anchor-col question1 --positive-col question2 \\
+        --label-col is_duplicate --positive-label 0 --sts korsts_train.tsv --sts-dev korsts_dev.tsv \\
+        --output models/chat-e5
+
+Every text gets the configured question prefix (the product matches question to question with it on
+both sides). Paraphrase groups (FAQ alternatives, grouped rows, positive pairs) never share a batch
+(no false in-batch negatives); a part of the groups is held out for validation, which picks the best
+checkpoint. The model is written atomically: a stopped run never leaves half a model at --output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.settings import EncoderSettings, Settings, load_settings
+from chatbot.text import correct_spacing, normalise
+from chatbot.training.output import AtomicOutput, OutputExistsError
+from chatbot.training.pairs import (
+    Pair,
+    Split,
+    TrainingData,
+    add_faq,
+    add_grouped,
+    add_pairs,
+    add_scored,
+    dedupe_pairs,
+    file_sha256,
+    read_table,
+    split_data,
+)
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "training_report.json"
+REPORT_MD = "training_report.md"
+
+
+# --- command line --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m chatbot.train",
+        description="Fine-tune the sentence encoder on your FAQ and pair files; writes a sentence-transformers folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--output", "-o", required=True, type=Path, help="folder for the adapted model (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (only once training succeeded)")
+    p.add_argument("--base", default=None, help="model to start from (default: encoder.model of the settings)")
+
+    data = p.add_argument_group("training data (any combination)")
+    data.add_argument("--faq", nargs="+", default=[], type=Path, metavar="FILE",
+                      help="FAQ files (the product's readers): alternative questions are paraphrases of each other")
+    data.add_argument("--grouped", nargs="+", default=[], type=Path, metavar="FILE",
+                      help="rows sharing --group-col are paraphrases (e.g. chatbot Q/A grouped by answer)")
+    data.add_argument("--text-col", default="Q", help="question column of --grouped/--eval files")
+    data.add_argument("--group-col", default="A", help="group column of --grouped/--eval files")
+    data.add_argument("--answer-pairs", action="store_true",
+                      help="also train question→answer (FAQ answer, or the --group-col text of --grouped files)")
+    data.add_argument("--pairs", nargs="+", default=[], type=Path, metavar="FILE", help="positive pairs (CSV/TSV/JSONL)")
+    data.add_argument("--anchor-col", default="anchor")
+    data.add_argument("--positive-col", default="positive")
+    data.add_argument("--label-col", default=None, help="keep only rows whose label equals --positive-label")
+    data.add_argument("--positive-label", default="1")
+    data.add_argument("--qa", nargs="+", default=[], type=Path, metavar="FILE", help="question→answer pairs")
+    data.add_argument("--question-col", default="question")
+    data.add_argument("--answer-col", default="answer")
+    data.add_argument("--sts", nargs="+", default=[], type=Path, metavar="FILE", help="scored pairs, trained with CoSENT")
+    data.add_argument("--sentence1-col", default="sentence1")
+    data.add_argument("--sentence2-col", default="sentence2")
+    data.add_argument("--score-col", default="score")
+    data.add_argument("--max-pairs-per-group", type=int, default=30, help="cap on question pairs taken from one group")
+
+    ev = p.add_argument_group("evaluation")
+    ev.add_argument("--eval", nargs="+", default=[], type=Path, metavar="FILE",
+                    help="held-out question set (--text-col/--group-col); default: --eval-split of the groups")
+    ev.add_argument("--eval-split", type=float, default=0.1, help="fraction of groups held out for validation")
+    ev.add_argument("--sts-dev", type=Path, default=None, help="STS file to watch (Spearman), e.g. korsts_dev.tsv")
+    ev.add_argument("--evals-per-epoch", type=float, default=2.0)
+
+    tr = p.add_argument_group("recipe")
+    tr.add_argument("--epochs", type=float, default=3.0)
+    tr.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)")
+    tr.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default 64 on CPU, 256 on CUDA)")
+    tr.add_argument("--cached", action="store_true",
+                    help="CachedMultipleNegativesRankingLoss: a large batch computed in --mini-batch-size pieces")
+    tr.add_argument("--mini-batch-size", type=int, default=32)
+    tr.add_argument("--symmetric", action="store_true", help="in-batch loss in both directions (anchor↔positive)")
+    tr.add_argument("--scale", type=float, default=20.0, help="similarity scale (1/temperature) of the in-batch loss")
+    tr.add_argument("--hard-negatives", action="store_true", help="mine one hard negative per pair with the base model")
+    tr.add_argument("--negatives-pool", type=int, default=10, help="sample the negative among the top N candidates")
+    tr.add_argument("--lr", type=float, default=5e-5)
+    tr.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
+    tr.add_argument("--weight-decay", type=float, default=0.01)
+    tr.add_argument("--max-seq-length", type=int, default=64)
+    tr.add_argument("--train-embeddings", action="store_true",
+                    help="also train the word-embedding matrix (slower on CPU, overfits rare tokens)")
+    tr.add_argument("--freeze-layers", type=int, default=0,
+                    help="keep the lowest N transformer layers fixed (faster backward pass on CPU)")
+    tr.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
+    tr.add_argument("--seed", type=int, default=42)
+    tr.add_argument("--device", default=None, help="cpu / cuda (default: the settings' device, else cuda when present)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+# --- text preparation: exactly what the product embeds -------------------------------------------
+@dataclass(frozen=True)
+class Preparer:
+    """question prefix + the encoder's input policy (raw → NFKC/spaces; normalised → kiwi spacing)."""
+
+    prefix: str
+    input: str
+
+    @classmethod
+    def of(cls, settings: EncoderSettings) -> "Preparer":
+        return cls(settings.question_prefix, settings.input)
+
+    def __call__(self, text: str) -> str:
+        return self.prefix + (correct_spacing(text) if self.input == "normalised" else normalise(text))
+
+
+# --- data ----------------------------------------------------------------------------------------
+def read_inputs(args: argparse.Namespace) -> tuple[TrainingData, TrainingData | None]:
+    data = TrainingData()
+    for path in args.faq:
+        rejected = add_faq(data, path)
+        if rejected:
+            print(f"{path}: {rejected} rows rejected by the FAQ reader (see `python -m ingest faq --dry-run`)")
+    for path in args.grouped:
+        add_grouped(data, path, args.text_col, args.group_col, group_is_answer=args.answer_pairs)
+    for path in args.pairs:
+        add_pairs(data, path, args.anchor_col, args.positive_col, args.label_col, args.positive_label)
+    for path in args.qa:
+        add_pairs(data, path, args.question_col, args.answer_col, kind="answer")
+    for path in args.sts:
+        add_scored(data, path, args.sentence1_col, args.sentence2_col, args.score_col)
+    eval_data = None
+    if args.eval:
+        eval_data = TrainingData()
+        for path in args.eval:
+            add_grouped(eval_data, path, args.text_col, args.group_col)
+    return data, eval_data
+
+
+def read_sts(path: Path, args: argparse.Namespace) -> tuple[list[str], list[str], list[float]]:
+    first, second, scores = [], [], []
+    for row in read_table(path):
+        try:
+            score = float(row[args.score_col])
+        except (KeyError, ValueError):
+            continue
+        first.append(row[args.sentence1_col])
+        second.append(row[args.sentence2_col])
+        scores.append(score)
+    return first, second, scores
+
+
+def build_datasets(split: Split, prepare: Preparer, negatives: list[str | None] | None):
+    """HF datasets: in-batch pairs (anchor, positive[, negative]) and scored pairs; plus text → component."""
+    from datasets import Dataset
+
+    component: dict[str, str] = {}
+
+    def prep(text: str) -> str:
+        prepared = prepare(text)
+        component.setdefault(prepared, split.components.of(text))
+        return prepared
+
+    datasets: dict[str, Any] = {}
+    if split.pairs:
+        columns: dict[str, list[str]] = {
+            "anchor": [prep(p.anchor) for p in split.pairs],
+            "positive": [prep(p.positive) for p in split.pairs],
+        }
+        if negatives is not None:
+            columns["negative"] = [prep(n) if n else prep(p.positive) for n, p in zip(negatives, split.pairs)]
+        datasets["pairs"] = Dataset.from_dict(columns)
+    if split.scored:
+        datasets["sts"] = Dataset.from_dict({
+            "sentence1": [prepare(s.first) for s in split.scored],
+            "sentence2": [prepare(s.second) for s in split.scored],
+            "score": [float(s.score) for s in split.scored],
+        })
+    return datasets, component
+
+
+# --- model / trainer -----------------------------------------------------------------------------
+def default_device(requested: str | None) -> str:
+    if requested:
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(path: Path, device: str, max_seq_length: int, train_embeddings: bool, freeze_layers: int = 0):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(path), device=device)
+    model.base_max_seq_length = model.max_seq_length  # restored before saving: training length ≠ serving length
+    model.max_seq_length = max_seq_length
+    first = model[0]
+    inner = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    if inner is not None and not train_embeddings and hasattr(inner, "get_input_embeddings"):
+        inner.get_input_embeddings().weight.requires_grad_(False)
+    if inner is not None and freeze_layers > 0:
+        layers = _encoder_layers(inner)
+        if layers is None:
+            raise ValueError("--freeze-layers: this model has no recognisable stack of transformer layers")
+        embeddings = getattr(inner, "embeddings", None)
+        for module in [*([embeddings] if embeddings is not None else []), *layers[:freeze_layers]]:
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+    return model
+
+
+def _encoder_layers(inner):
+    """The list of transformer blocks of a BERT-like model (encoder.layer), else None."""
+    encoder = getattr(inner, "encoder", None)
+    layers = getattr(encoder, "layer", None) if encoder is not None else None
+    return list(layers) if layers is not None else None
+
+
+def make_loss(model, args: argparse.Namespace, has_sts: bool, has_pairs: bool):
+    from sentence_transformers.sentence_transformer import losses
+
+    directions = ("query_to_doc", "doc_to_query") if args.symmetric else ("query_to_doc",)
+    partition = "per_direction" if args.symmetric else "joint"
+    out = {}
+    if has_pairs:
+        if args.cached:
+            out["pairs"] = losses.CachedMultipleNegativesRankingLoss(
+                model, scale=args.scale, mini_batch_size=args.mini_batch_size, directions=directions, partition_mode=partition
+            )
+        else:
+            out["pairs"] = losses.MultipleNegativesRankingLoss(model, scale=args.scale, directions=directions, partition_mode=partition)
+    if has_sts:
+        out["sts"] = losses.CoSENTLoss(model)
+    return out
+
+
+def _progress_callback():
+    from transformers.trainer_callback import ProgressCallback
+
+    class LossProgress(ProgressCallback):
+        """The trainer's progress bar with the running loss and the latest validation numbers in it."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None and logs:
+                shown = {}
+                if "loss" in logs:
+                    shown["loss"] = f"{logs['loss']:.4f}"
+                for key, value in logs.items():
+                    if key.startswith("eval_") and isinstance(value, float) and not key.endswith(("runtime", "per_second")):
+                        shown[key[5:]] = f"{value:.4f}"
+                if any(k.startswith("eval_") for k in logs):
+                    self.training_bar.write(f"step {state.global_step}: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+                self.training_bar.set_postfix(shown, refresh=True)
+
+    return LossProgress
+
+
+def evaluate_all(model, evaluators: list) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for evaluator in evaluators:
+        metrics.update({k: round(float(v), 4) for k, v in evaluator(model).items()})
+    return metrics
+
+
+# --- report --------------------------------------------------------------------------------------
+def write_report(folder: Path, report: dict[str, Any]) -> None:
+    (folder / REPORT_JSON).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    before, after = report["metrics"]["before"], report["metrics"]["after"]
+    lines = [
+        "# Encoder adaptation report",
+        "",
+        f"- base model: `{report['base_model']}`",
+        f"- command: `{report['command']}`",
+        f"- device: {report['device']} ({report['threads']} threads), training time {report['train_seconds']:.0f} s "
+        f"(CPU {report['train_cpu_seconds']:.0f} s), "
+        f"{report['steps']} steps, best checkpoint step {report.get('best_step') or 'last'}",
+        f"- training rows: {json.dumps(report['rows'])}",
+        "",
+        "| metric | before | after |",
+        "|---|---|---|",
+    ]
+    for key in sorted(set(before) | set(after)):
+        lines.append(f"| {key} | {before.get(key, '')} | {after.get(key, '')} |")
+    lines += ["", "| data file | sha256 |", "|---|---|"]
+    lines += [f"| {path} | `{digest[:16]}…` |" for path, digest in report["files"].items()]
+    (folder / REPORT_MD).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _versions() -> dict[str, str]:
+    import sentence_transformers
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
+    }
+
+
+# --- the command ---------------------------------------------------------------------------------
+def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str, Any]:
+    """Trains and publishes the model; returns the report. Raises on bad input, before any training."""
+    from transformers import set_seed
+
+    from chatbot.encoder import resolve_model
+    from chatbot.training.metrics import GroupedRetrievalEvaluator, StsEvaluator, encode_fn
+    from chatbot.training.negatives import mine
+    from chatbot.training.sampler import group_aware_sampler
+
+    started = time.monotonic()
+    settings = settings or load_settings()
+    prepare = Preparer.of(settings.encoder)
+    base = resolve_model(args.base or settings.encoder.model, settings.encoder.hub_timeout_s)
+    device = default_device(args.device or settings.encoder.device)
+    cuda = device.startswith("cuda")
+    batch_size = args.batch_size or (256 if cuda else 64)
+    set_seed(args.seed)
+
+    data, eval_data = read_inputs(args)
+    split = split_data(data, args.eval_split, args.seed, eval_data, args.max_pairs_per_group, args.answer_pairs)
+    split.pairs = dedupe_pairs(split.pairs)
+    if not split.pairs and not split.scored:
+        raise ValueError("no training pairs: give --faq, --grouped, --pairs, --qa or --sts files with usable rows")
+    print(f"training rows: {len(split.pairs)} pairs, {len(split.scored)} scored pairs; "
+          f"validation: {len(split.eval_texts)} questions in {len(set(split.eval_groups))} groups")
+
+    with AtomicOutput(args.output, args.overwrite) as out:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        model = load_model(base.path, device, args.max_seq_length, args.train_embeddings, args.freeze_layers)
+        evaluators: list = []
+        if len(set(split.eval_groups)) >= 2 and len(split.eval_texts) > len(set(split.eval_groups)):
+            evaluators.append(GroupedRetrievalEvaluator(split.eval_texts, split.eval_groups, prepare))
+        if args.sts_dev:
+            evaluators.append(StsEvaluator(*read_sts(args.sts_dev, args), prepare=prepare))
+            data.files[str(args.sts_dev)] = file_sha256(args.sts_dev)
+        before = evaluate_all(model, evaluators)
+        if before:
+            print("before: " + ", ".join(f"{k} {v:.4f}" for k, v in before.items()))
+
+        negatives = None
+        if args.hard_negatives and split.pairs:
+            t0 = time.monotonic()
+            negatives = mine(split.pairs, encode_fn(model, prepare), split.components.of,
+                             pool=args.negatives_pool, seed=args.seed)
+            print(f"hard negatives mined in {time.monotonic() - t0:.0f} s")
+        datasets, component = build_datasets(split, prepare, negatives)
+        train_dataset = datasets if len(datasets) > 1 else next(iter(datasets.values()))
+        loss = make_loss(model, args, "sts" in datasets, "pairs" in datasets)
+        loss = loss if len(loss) > 1 else next(iter(loss.values()))
+
+        trainer, steps_per_epoch = _make_trainer(model, args, out.work, train_dataset, loss, evaluators, batch_size,
+                                                 cuda, group_aware_sampler(component))
+        t0, cpu0 = time.monotonic(), time.process_time()
+        trainer.train()
+        train_seconds, train_cpu = time.monotonic() - t0, time.process_time() - cpu0
+        best_step = None
+        if trainer.state.best_model_checkpoint:
+            best_step = int(trainer.state.best_model_checkpoint.rsplit("-", 1)[-1])
+        after = evaluate_all(model, evaluators)
+        if after:
+            print("after:  " + ", ".join(f"{k} {v:.4f}" for k, v in after.items()))
+
+        model.max_seq_length = model.base_max_seq_length
+        model.save(str(out.model))
+        report = {
+            "base_model": base.model_id,
+            "base_path": str(base.path),
+            "output": str(out.target),
+            "command": shlex.join([Path(sys.executable).name, "-m", "chatbot.train", *getattr(args, "_argv", [])]),
+            "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                       if not k.startswith("_") and not isinstance(v, list) and k not in ("output", "overwrite", "quiet")},
+            "prefix": settings.encoder.question_prefix,
+            "input": settings.encoder.input,
+            "rows": {"pairs": len(split.pairs), "scored": len(split.scored), "validation_questions": len(split.eval_texts),
+                     **{f"pairs_{kind}": sum(1 for p in split.pairs if p.kind == kind) for kind in ("paraphrase", "answer", "pair")}},
+            "files": data.files,
+            "device": device,
+            "batch_size": batch_size,
+            "steps": trainer.state.global_step,
+            "steps_per_epoch": steps_per_epoch,
+            "best_step": best_step,
+            "train_seconds": round(train_seconds, 1),
+            "train_cpu_seconds": round(train_cpu, 1),  # all threads of this process; wall time varies with load
+            "threads": torch_threads(),
+            "total_seconds": round(time.monotonic() - started, 1),
+            "metrics": {"before": before, "after": after},
+            "versions": _versions(),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_report(out.model, report)
+        out.commit()
+    return report
+
+
+def _make_trainer(model, args, work: Path, train_dataset, loss, evaluators, batch_size: int, cuda: bool, sampler):
+    import math
+
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    rows = sum(len(d) for d in train_dataset.values()) if isinstance(train_dataset, dict) else len(train_dataset)
+    steps_per_epoch = max(1, math.ceil(rows / batch_size))
+    total = args.max_steps if args.max_steps > 0 else math.ceil(steps_per_epoch * args.epochs)
+    eval_steps = max(1, int(steps_per_epoch / max(args.evals_per_epoch, 1e-6)))
+    eval_steps = min(eval_steps, total)
+    has_eval = bool(evaluators)
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    training_args = SentenceTransformerTrainingArguments(
+        output_dir=str(work / "checkpoints"),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=args.lr,
+        warmup_steps=max(0, int(args.warmup * total)),
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        data_seed=args.seed,
+        bf16=bf16,
+        fp16=cuda and not bf16,
+        batch_sampler=sampler,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps" if has_eval else "no",
+        save_steps=eval_steps,
+        save_total_limit=2,
+        save_only_model=True,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model=_primary_metric(evaluators) if has_eval else None,
+        greater_is_better=True,
+        logging_steps=max(1, min(25, total // 20 or 1)),
+        report_to="none",
+        disable_tqdm=args.quiet,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model, args=training_args, train_dataset=train_dataset, loss=loss,
+        evaluator=evaluators if has_eval else None,
+    )
+    trainer.remove_callback(PrinterCallback)
+    if not args.quiet:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_progress_callback()())
+    return trainer, steps_per_epoch
+
+
+def _primary_metric(evaluators) -> str:
+    first = evaluators[0]
+    name = first.primary_metric
+    prefix = f"{first.name}_"
+    return f"eval_{name if name.startswith(prefix) else prefix + name}"
+
+
+def reindex_hint(model_dir: Path, faq_files: list[Path]) -> str:
+    files = " ".join(shlex.quote(str(p)) for p in faq_files) or "FAQ_FILE…"
+    return f"FAQBOT_ENCODER__MODEL={shlex.quote(str(model_dir))} python -m ingest faq {files} --rebuild"
+
+
+def _integer_hub_timeouts() -> None:
+    """huggingface_hub parses its timeout variables with int(); resolve_model would set them to "5.0"."""
+    import math
+
+    timeout = str(math.ceil(load_settings().encoder.hub_timeout_s))
+    for name in ("HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
+        os.environ.setdefault(name, timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args._argv = argv
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _integer_hub_timeouts()
+    try:
+        report = run(args)
+    except OutputExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: nothing was written to {args.output}", file=sys.stderr)
+        return 130
+    target = Path(report["output"])
+    print(f"\nAdapted encoder written to {target} (report: {target / REPORT_MD})")
+    print("Point the product at it (or set encoder.model in your config YAML):")
+    print(f"  export FAQBOT_ENCODER__MODEL={shlex.quote(str(target))}")
+    print("The store refuses vectors from another encoder, so re-index with it:")
+    print(f"  {reindex_hint(target, args.faq)}")
+    print("  (and `python -m ingest docs PATH… --rebuild` if you index documents)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

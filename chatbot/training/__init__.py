@@ -1,0 +1,2 @@
+"""Domain adaptation of the encoder: training data (pairs.py), batching (sampler.py), hard negatives
+(negatives.py), metrics and evaluators (metrics.py), atomic output (output.py). `chatbot.train` is the command."""
