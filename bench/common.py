@@ -169,3 +169,11 @@ def datasets_or_exit(folder: Path = DATASETS) -> bool:
         return True
     print(f"SKIPPED: public datasets folder {folder} is absent (see shared/datasets/README.md); nothing to measure.")
     return False
+
+
+def emit(text: str, out: Path | None) -> None:
+    """Print a report and, when asked, also write it as markdown."""
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")

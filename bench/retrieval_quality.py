@@ -40,7 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    DATASETS, CachingEncoder, FaqTask, chatbot_task, e5_settings, load_caching_encoder, markdown_table,
+    DATASETS, CachingEncoder, FaqTask, chatbot_task, e5_settings, emit, load_caching_encoder, markdown_table,
     question_pair_task, sample_task,
 )
 from chatbot.answer import Answerer  # noqa: E402
@@ -50,7 +50,7 @@ from chatbot.retrieval import Retriever  # noqa: E402
 from chatbot.settings import Settings  # noqa: E402
 from chatbot.static import StaticRetriever  # noqa: E402
 
-WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 
 @dataclass(frozen=True)
@@ -256,11 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "### Text settings\n" + side_by_side(runs, [lbl for lbl in labels if lbl.startswith(("lexical", "dense")) or any(
             k in lbl for k in ("spacing", "typo", "normalised")) or lbl == f"hybrid w={w:g}"]),
     ]
-    text = "\n\n".join(sections)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit("\n\n".join(sections), args.out)
     return 0
 
 

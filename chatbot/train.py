@@ -29,7 +29,6 @@ from chatbot.settings import EncoderSettings, Settings, load_settings
 from chatbot.text import correct_spacing, normalise
 from chatbot.training.output import AtomicOutput, OutputExistsError
 from chatbot.training.pairs import (
-    Pair,
     Split,
     TrainingData,
     add_faq,

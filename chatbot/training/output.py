@@ -13,21 +13,13 @@ import threading
 import uuid
 from pathlib import Path
 
+from chatbot.procs import pid_alive
+
 _PARTIAL = ".partial-"
 
 
 class OutputExistsError(FileExistsError):
     """The target folder exists and --overwrite was not given."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_partials(target: Path) -> list[Path]:
@@ -38,7 +30,7 @@ def remove_stale_partials(target: Path) -> list[Path]:
             pid = int((folder / "pid").read_text().strip())
         except (OSError, ValueError):
             pid = -1
-        if pid > 0 and _alive(pid) and pid != os.getpid():
+        if pid > 0 and pid_alive(pid) and pid != os.getpid():
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
