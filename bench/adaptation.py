@@ -45,7 +45,7 @@ RECIPES: dict[str, list[str]] = {
     # in-batch negatives on question pairs only (the colleague's naive baseline, group-aware batches)
     "naive": ["--epochs", "1", "--batch-size", "64"],
     # + question→answer pairs: the shared answer ties a group's questions together
-    "answer-aware": ["--answer-pairs", "--epochs", "2", "--batch-size", "64", "--symmetric"],
+    "answer-aware": ["--answer-pairs", "--epochs", "1", "--batch-size", "64", "--symmetric"],
     # + one mined hard negative per pair, larger effective batch through the cached loss
     "hard-negatives": ["--answer-pairs", "--hard-negatives", "--cached", "--batch-size", "128",
                        "--mini-batch-size", "32", "--epochs", "2", "--symmetric"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chatbot.settings import PROJECT_ROOT, Settings, load_settings
-from tests.tiny_model import build_tiny_model
+from tests.tiny_model import TINY_THRESHOLD, build_tiny_model
 
 DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
 DATA = PROJECT_ROOT / "data"
@@ -28,6 +28,8 @@ def make_settings(tmp_path: Path, tiny_model_dir: Path):
             "store": {"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
             "app": {"feedback_log": str(tmp_path / "feedback.jsonl")},
         }
+        if model is None:
+            base["answer"] = {"threshold": TINY_THRESHOLD}
         for name, values in sections.items():
             base[name] = {**base.get(name, {}), **values}
         return load_settings(**base)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from chatbot.settings import PROJECT_ROOT
+from tests.tiny_model import TINY_THRESHOLD
 
 pytestmark = pytest.mark.browser
 
@@ -62,6 +63,7 @@ def server(tmp_path_factory, tiny_model_dir):
         **os.environ,
         "FAQBOT_ENCODER__MODEL": str(tiny_model_dir),
         "FAQBOT_ENCODER__DEVICE": "cpu",
+        "FAQBOT_ANSWER__THRESHOLD": str(TINY_THRESHOLD),
         "FAQBOT_STORE__PATH": str(tmp / "chroma"),
         "FAQBOT_STORE__CACHE_DIR": str(tmp / "cache"),
         "FAQBOT_APP__FEEDBACK_LOG": str(tmp / "feedback.jsonl"),
