@@ -72,8 +72,8 @@ class Answerer:
         )
 
     def threshold(self, mode: str) -> float:
-        """Lexical coverage scores live on another scale than cosine-based ones."""
-        return self.settings.lexical_threshold if mode == "lexical" else self.settings.threshold
+        """Each mode scores on its own scale (BM25 coverage, static cosine, e5 cosine, fused)."""
+        return getattr(self.settings, threshold_setting(mode).removeprefix("answer."))
 
     def suggest(self, hits: list[Hit]) -> tuple[str, ...]:
         """Up to n distinct FAQ questions (the main wording) from the ranked hits."""
@@ -97,3 +97,8 @@ def source_of(hit: Hit) -> dict[str, Any]:
         if meta.get(key) is not None:
             source[key] = meta[key]
     return source
+
+
+def threshold_setting(mode: str) -> str:
+    """The config key holding the answer threshold of a retrieval mode (hybrid: answer.threshold)."""
+    return f"answer.{mode}_threshold" if mode in ("lexical", "static", "dense") else "answer.threshold"

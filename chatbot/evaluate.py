@@ -5,7 +5,8 @@
         --adapted-model models/chat-e5 --failures var/failures.csv --plot var/scores.png
 
 The questions file has a `question` column and either `expected_id` (the FAQ id that should answer)
-or `expected_answer` (the answer text that should be given; every FAQ with that answer counts).
+or `expected_answer` (the answer text that should be given; every FAQ with that answer counts) or
+`expected_source` (a document file name: any passage of that file answers it).
 An empty expectation marks an out-of-scope question: the fallback is the correct outcome.
 
 Every mode asks the product's own objects (Answerer.ask → Retriever.search → Answerer.decide), so
@@ -36,7 +37,7 @@ Metrics (pure functions below, over the ranked list of FAQ ids, best first):
 The recommended threshold per mode maximises answer F1 over the observed best scores (it is placed
 halfway between the lowest accepted and the highest rejected score); --plot draws the score
 distributions of right, wrong and out-of-scope best hits with that threshold, so a user sees where
-to set `answer.threshold` (or `answer.lexical_threshold` for lexical mode).
+to set `answer.threshold` (or `answer.<mode>_threshold` for lexical, static and dense modes).
 """
 from __future__ import annotations
 
@@ -54,10 +55,10 @@ from typing import Any
 
 import numpy as np
 
-from chatbot.answer import Answerer, QuestionError
+from chatbot.answer import Answerer, QuestionError, threshold_setting
 from chatbot.encoder import Encoder, load_encoder
 from chatbot.pipeline import Pipeline, open_pipeline
-from chatbot.records import Record, content_hash
+from chatbot.records import Hit, Record, content_hash
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings, load_settings
 from chatbot.store import Store, StoredRecords
@@ -197,8 +198,10 @@ def read_cases(path: Path, records: StoredRecords | None = None, category_col: s
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
         rows = list(reader)
-    if "question" not in columns or not ({"expected_id", "expected_answer"} & columns):
-        raise ValueError(f"{path}: needs a `question` column and an `expected_id` or `expected_answer` column")
+    if "question" not in columns or not ({"expected_id", "expected_answer", "expected_source"} & columns):
+        raise ValueError(
+            f"{path}: needs a `question` column and an `expected_id`, `expected_answer` or `expected_source` column"
+        )
     if category_col and category_col not in columns:
         raise ValueError(f"{path}: no column {category_col!r} (columns: {', '.join(sorted(columns))})")
     by_answer = _faq_ids_by_answer(records) if "expected_answer" in columns and records is not None else {}
@@ -210,7 +213,10 @@ def read_cases(path: Path, records: StoredRecords | None = None, category_col: s
         category = (row.get(category_col) or "").strip() or None if category_col else None
         expected_id = (row.get("expected_id") or "").strip()
         expected_answer = (row.get("expected_answer") or "").strip()
-        if expected_id:
+        expected_source = Path((row.get("expected_source") or "").strip()).name
+        if expected_source:  # a document question: any passage of that file answers it
+            cases.append(Case(question, frozenset({source_label(expected_source)}), expected_source, category))
+        elif expected_id:
             cases.append(Case(question, frozenset({expected_id}), expected_id, category))
         elif expected_answer:
             ids = by_answer.get(normalise(expected_answer), frozenset())
@@ -230,13 +236,22 @@ def _faq_ids_by_answer(records: StoredRecords) -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in out.items()}
 
 
+def source_label(source: str) -> str:
+    return f"source:{Path(source).name}"
+
+
+def hit_label(hit: Hit) -> str:
+    """What a hit is judged by: the FAQ id, or for a document passage the file it came from."""
+    return source_label(str(hit.metadata.get("source", ""))) if hit.kind == "doc" else hit.group_id
+
+
 # === running one mode ================================================================================
 @dataclass(frozen=True)
 class Outcome:
     """What one question got in one mode."""
 
     case: Case
-    ranked: tuple[str, ...]  # FAQ ids (document chunks: record ids), best first
+    ranked: tuple[str, ...]  # FAQ ids (document passages: source:FILE), best first
     top_score: float
     answer_type: str  # faq | doc | fallback (at the configured threshold)
     answer_id: str | None
@@ -280,9 +295,9 @@ def run_mode(runner: ModeRunner, cases: Sequence[Case], k: int = 10) -> list[Out
             outcomes.append(Outcome(case, (), 0.0, "fallback", None, 0.0))
             continue
         elapsed = (time.perf_counter() - started) * 1000
-        ranked = tuple(h.group_id for h in answer.hits)
+        ranked = tuple(hit_label(h) for h in answer.hits)
         top_score = answer.hits[0].score if answer.hits else 0.0
-        answer_id = answer.faq_id if answer.type == "faq" else (answer.hits[0].group_id if answer.type == "doc" else None)
+        answer_id = answer.faq_id if answer.type == "faq" else (ranked[0] if answer.type == "doc" else None)
         outcomes.append(Outcome(case, ranked, float(top_score), answer.type, answer_id, elapsed))
     return outcomes
 
@@ -598,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{runner.mode}: {runner.describe}")
     print(format_table(reports, args.k))
     for report in reports:
-        setting = "answer.lexical_threshold" if report.mode == "lexical" else "answer.threshold"
+        setting = threshold_setting(report.mode)
         print(f"{report.mode}: recommended {setting} = {report.recommended:.3f} (answer F1 {report.recommended_f1:.3f}; "
               f"configured {report.threshold:.3f} gives {report.metrics['f1']:.3f})")
     if args.failures:

@@ -64,6 +64,8 @@ class Retriever:
             hits = self._dense(question, where)
         else:
             hits = self._hybrid(question, where)
+        if mode != "lexical" and self.settings.retrieval.doc_offset:
+            hits = [with_doc_offset(h, self.settings.retrieval.doc_offset) for h in hits]
         return group_hits(hits, k)
 
     def _lexical_text(self, question: str) -> str:
@@ -104,6 +106,12 @@ class Retriever:
         got = self.store.collection.get(ids=ids, include=["embeddings"])
         embeddings = np.asarray(got["embeddings"], dtype=np.float32)
         return dict(zip(got["ids"], (embeddings @ vector).tolist()))
+
+
+def with_doc_offset(hit: Hit, offset: float) -> Hit:
+    """e5 rates query↔query pairs (FAQ questions) higher than query↔passage pairs (document chunks);
+    the offset puts passages on the FAQ scale so a relevant passage can beat a loosely related FAQ."""
+    return replace(hit, score=hit.score + offset) if hit.kind == "doc" else hit
 
 
 def group_hits(hits: list[Hit], k: int) -> list[Hit]:

@@ -54,13 +54,16 @@ class RetrievalSettings(BaseModel):
     mode: Literal["lexical", "dense", "hybrid"] = "hybrid"
     top_k: int = Field(10, ge=1, le=100)
     candidates: int = Field(50, ge=1)
-    lexical_weight: float = Field(0.1, ge=0.0, le=1.0)
+    lexical_weight: float = Field(0.05, ge=0.0, le=1.0)
+    doc_offset: float = Field(0.03, ge=-1.0, le=1.0)
 
 
 class AnswerSettings(BaseModel):
-    threshold: float = 0.86
-    lexical_threshold: float = 0.5
-    doc_threshold: float = 0.82
+    threshold: float = 0.865
+    dense_threshold: float = 0.9
+    lexical_threshold: float = 0.59
+    static_threshold: float = 0.43
+    doc_threshold: float = 0.85
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"
     max_question_chars: int = 2000

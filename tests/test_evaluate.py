@@ -9,9 +9,10 @@ import pytest
 
 from chatbot.evaluate import (
     Case, FaqItem, counts_at_threshold, decision_counts, faq_records, first_relevant_rank, hit_at, main, ndcg_at,
-    read_cases, reciprocal_rank, recommend_threshold, summarise, temporary_pipeline, Outcome,
+    hit_label, read_cases, reciprocal_rank, recommend_threshold, summarise, temporary_pipeline, Outcome,
 )
 from chatbot.pipeline import open_pipeline
+from chatbot.records import Hit
 
 # --- metrics -------------------------------------------------------------------------------------------------
 
@@ -95,6 +96,15 @@ def test_read_cases_by_id_and_by_answer_text(tmp_path: Path):
         bad = tmp_path / "bad.csv"
         bad.write_text("question,answer\n질문,답\n", encoding="utf-8")
         read_cases(bad)
+
+
+def test_document_questions_are_judged_by_source_file(tmp_path: Path):
+    path = tmp_path / "d.csv"
+    path.write_text("question,expected_source\n가입은 몇 살부터?,docs/이용약관.md\n", encoding="utf-8")
+    [case] = read_cases(path)
+    doc = Hit("doc-1", "만 14세 이상", "doc", 0.9, {"source": "/data/docs/이용약관.md"})
+    faq = Hit("faq-1", "회원가입", "faq", 0.95, {"source": "faq.csv", "faq_id": "account-1"})
+    assert case.answerable and hit_label(doc) in case.expected and hit_label(faq) not in case.expected
 
 
 # --- end to end ------------------------------------------------------------------------------------------------

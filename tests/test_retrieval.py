@@ -5,8 +5,8 @@ import pytest
 
 from chatbot.answer import QuestionError
 from chatbot.pipeline import open_pipeline
-from chatbot.records import Record, content_hash
-from chatbot.retrieval import group_hits
+from chatbot.records import Hit, Record, content_hash
+from chatbot.retrieval import group_hits, with_doc_offset
 
 FAQS = [
     ("ship-1", "배송", "배송은 얼마나 걸리나요?", ["택배는 언제 도착해요?"], "주문 후 2~3일 안에 도착합니다."),
@@ -94,3 +94,10 @@ def test_group_hits_keeps_best_variant():
             Hit("c", "d", "doc", 0.7, {})]
     grouped = group_hits(hits, 10)
     assert [h.record_id for h in grouped] == ["b", "c"]
+
+
+def test_doc_offset_shifts_passages_only():
+    doc = Hit("d1", "배송은 2일 걸립니다", "doc", 0.84, {"source": "배송안내.txt"})
+    faq = Hit("f1", "배송 기간", "faq", 0.86, {"source": "faq.csv", "faq_id": "ship-1"})
+    assert [h.record_id for h in group_hits([with_doc_offset(h, 0.03) for h in (doc, faq)], 2)] == ["d1", "f1"]
+    assert with_doc_offset(faq, 0.03).score == 0.86
