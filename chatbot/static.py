@@ -26,9 +26,9 @@ README of the measurements in the final report of issue 7):
 On data/questions.csv over data/faq.csv with the real e5, ``distilled`` beats ``word2vec`` clearly
 (numbers in the issue-7 report; bench/retrieval_quality.py prints both), hence the default.
 
-Scores are cosines (unit vectors), so they live on the same scale as dense/hybrid scores, though a
-static model's cosines run higher overall: use `python -m chatbot.evaluate --modes static` for its
-recommended threshold.
+Scores are cosines of averaged token vectors, on another scale than the encoder's sentence cosines
+(right answers sit around 0.5–1.0 on the sample data), hence `answer.static_threshold`;
+`python -m chatbot.evaluate --modes static` recommends one.
 """
 from __future__ import annotations
 

@@ -518,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     print("The store refuses vectors from another encoder, so re-index with it:")
     print(f"  {reindex_hint(target, args.faq)}")
     print("  (and `python -m ingest docs PATH… --rebuild` if you index documents)")
+    print("An adapted encoder spreads its scores differently: pick answer.threshold again with")
+    print("  python -m chatbot.evaluate QUESTIONS.csv --modes hybrid   (it prints the recommended value)")
     return 0
 
 
