@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--model", default=None, help="encoder folder (default: the configured one; e5 → offline export)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables (markdown) here")
-    parser.add_argument("--only", default=None, help="comma-separated configuration labels to run (exact; a trailing * matches a prefix)")
+    parser.add_argument("--only", default=None, help="semicolon-separated configuration labels to run (exact; a trailing * matches a prefix)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bm25s").setLevel(logging.WARNING)
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     all_configs = configs(base)
     if args.only:
-        wanted = [w.strip() for w in args.only.split(",")]
+        wanted = [w.strip() for w in args.only.split(";")]  # labels contain commas
         keep = {"lexical", "dense", "dense, FAQ side `passage: `"}
         all_configs = [c for c in all_configs if c.label in keep or any(
             c.label.startswith(w[:-1]) if w.endswith("*") else c.label == w for w in wanted)]
