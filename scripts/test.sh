@@ -7,6 +7,7 @@ bash scripts/setup.sh test
 need=""
 [ -x /usr/bin/chromium ] || need="chromium"
 fc-list 2>/dev/null | grep -qi nanum || need="$need fonts-nanum"   # Hangul in screenshots
+fc-list 2>/dev/null | grep -qi emoji || need="$need fonts-noto-color-emoji"   # 👍/👎 in screenshots
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
   ($SUDO apt-get install -y -q $need >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $need >/dev/null 2>&1; }) \
