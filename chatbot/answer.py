@@ -54,7 +54,7 @@ class Answerer:
                 suggestions=self.suggest(hits[1:]),
                 hits=tuple(hits),
             )
-        if best is not None and best.kind == "doc" and best.score >= self.settings.doc_threshold:
+        if best is not None and best.kind == "doc" and best.score >= self.doc_threshold(mode):
             return Answer(
                 type="doc",
                 answer=best.text,
@@ -74,6 +74,10 @@ class Answerer:
     def threshold(self, mode: str) -> float:
         """Each mode scores on its own scale (BM25 coverage, static cosine, e5 cosine, fused)."""
         return getattr(self.settings, threshold_setting(mode).removeprefix("answer."))
+
+    def doc_threshold(self, mode: str) -> float:
+        """answer.doc_threshold is on the encoder's cosine scale; keyword and static modes keep their own."""
+        return self.threshold(mode) if mode in ("lexical", "static") else self.settings.doc_threshold
 
     def suggest(self, hits: list[Hit]) -> tuple[str, ...]:
         """Up to n distinct FAQ questions (the main wording) from the ranked hits."""

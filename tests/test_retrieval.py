@@ -101,3 +101,11 @@ def test_doc_offset_shifts_passages_only():
     faq = Hit("f1", "배송 기간", "faq", 0.86, {"source": "faq.csv", "faq_id": "ship-1"})
     assert [h.record_id for h in group_hits([with_doc_offset(h, 0.03) for h in (doc, faq)], 2)] == ["d1", "f1"]
     assert with_doc_offset(faq, 0.03).score == 0.86
+
+
+def test_passage_threshold_follows_the_mode_scale(pipeline):
+    """answer.doc_threshold is an encoder-cosine value; a keyword-coverage 0.7 passage is a good lexical hit."""
+    passage = Hit("d1", "배송은 주문 후 2일 걸립니다", "doc", 0.7, {"source": "배송안내.txt", "chunk_index": 0})
+    answerer = pipeline.answerer
+    assert answerer.decide([passage], "lexical").type == "doc"
+    assert answerer.decide([passage], "dense").type == "fallback"
