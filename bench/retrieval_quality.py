@@ -164,6 +164,8 @@ def side_by_side(runs: list[TaskRun], labels: list[str], extra: bool = False) ->
             header += [f"{short} thr*", f"{short} F1@thr*"]
     rows = []
     for label in labels:
+        if not any(label in run.reports for run in runs):  # not measured (--only)
+            continue
         row: list[Any] = [label]
         for run in runs:
             r = run.reports.get(label)
