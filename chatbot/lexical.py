@@ -113,8 +113,7 @@ class LexicalIndex:
         scores = self.scores(self.query_tokens(question))
         if where:
             scores = scores * self.mask(where)
-        order = np.argsort(-scores)[:k]
-        return [self.hit(int(i), float(scores[i])) for i in order if scores[i] > 0]
+        return [self.hit(i, float(scores[i])) for i in top_positions(scores, k)]
 
     def mask(self, where: dict[str, Any]) -> np.ndarray:
         return np.array(
@@ -128,6 +127,16 @@ class LexicalIndex:
     def hit(self, i: int, score: float) -> Hit:
         meta = self.records.metadatas[i]
         return Hit(self.records.ids[i], self.records.texts[i], meta.get("kind", "faq"), score, meta)
+
+
+def top_positions(scores: np.ndarray, k: int) -> list[int]:
+    """Positions of the k best positive scores, best first; argpartition keeps 100k records cheap."""
+    if k < len(scores):
+        candidates = np.argpartition(-scores, k)[:k]
+    else:
+        candidates = np.arange(len(scores))
+    order = candidates[np.argsort(-scores[candidates], kind="stable")]
+    return [int(i) for i in order if scores[i] > 0]
 
 
 def cache_folder(settings: StoreSettings) -> Path:

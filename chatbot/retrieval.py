@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
 from chatbot.encoder import Encoder
-from chatbot.lexical import LexicalIndex, load_or_build
+from chatbot.lexical import LexicalIndex, load_or_build, top_positions
 from chatbot.records import Hit
 from chatbot.settings import Settings
 from chatbot.store import Store
@@ -32,6 +33,7 @@ class Retriever:
         self._lexical: LexicalIndex | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
+        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical")
 
     # --- lexical cache ----------------------------------------------------------------------------
     @property
@@ -63,7 +65,7 @@ class Retriever:
         elif mode == "dense":
             hits = self._dense(question, where)
         else:
-            hits = self._hybrid(question, where)
+            hits = self._hybrid(question, where, k)
         if mode != "lexical" and self.settings.retrieval.doc_offset:
             hits = [with_doc_offset(h, self.settings.retrieval.doc_offset) for h in hits]
         return group_hits(hits, k)
@@ -75,30 +77,51 @@ class Retriever:
         vector = self.encoder.encode_questions([question])[0] if vector is None else vector
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
-    def _hybrid(self, question: str, where: dict[str, Any] | None) -> list[Hit]:
+    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int) -> list[Hit]:
         """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists."""
-        weight = self.settings.retrieval.lexical_weight
-        vector = self.encoder.encode_questions([question])[0]
-        dense = {h.record_id: h for h in self._dense(question, where, vector)}
+        weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
-        lexical_scores = index.scores(index.query_tokens(self._lexical_text(question)))
-        if where:
-            lexical_scores = lexical_scores * index.mask(where)
+        # The kiwi + BM25 side runs while the encoder works (both release the GIL in native code).
+        lexical_job = self._side.submit(self._lexical_scores, index, question, where)
+        vector = self.encoder.encode_questions([question])[0]
+        nearest = self.store.nearest(vector, candidates, where)
+        dense = self._dense_from_cache(index, nearest)
+        lexical_scores = lexical_job.result()
         position = index.position
-        top_lexical = [
-            index.hit(int(i), float(lexical_scores[i]))
-            for i in np.argsort(-lexical_scores)[: self.settings.retrieval.candidates]
-            if lexical_scores[i] > 0
+
+        def fuse(hit: Hit, cosine: float) -> Hit:
+            lexical = float(lexical_scores[position[hit.record_id]]) if hit.record_id in position else 0.0
+            return replace(hit, score=(1.0 - weight) * cosine + weight * min(lexical, 1.0))
+
+        fused = {record_id: fuse(hit, hit.score) for record_id, hit in dense.items()}
+        # A record Chroma did not return has a cosine ≤ the last one it did, so a keyword-only candidate
+        # whose best possible score cannot reach the current k-th group never needs its vector fetched.
+        ceiling = nearest[-1][1] if len(nearest) >= candidates else 1.0
+        floor = kth_score(list(fused.values()), k) - max(self.settings.retrieval.doc_offset, 0.0)
+        worth = [
+            index.hit(i, float(lexical_scores[i])) for i in top_positions(lexical_scores, candidates)
+            if index.records.ids[i] not in fused
+            and (1.0 - weight) * ceiling + weight * min(float(lexical_scores[i]), 1.0) >= floor
         ]
-        missing = [h.record_id for h in top_lexical if h.record_id not in dense]
-        cosines = {**{i: h.score for i, h in dense.items()}, **self._cosines(missing, vector)}
-        candidates = {**{h.record_id: h for h in top_lexical}, **dense}
-        fused = []
-        for record_id, hit in candidates.items():
-            lexical = float(lexical_scores[position[record_id]]) if record_id in position else 0.0
-            score = (1.0 - weight) * cosines.get(record_id, 0.0) + weight * min(lexical, 1.0)
-            fused.append(replace(hit, score=score))
-        return fused
+        cosines = self._cosines([h.record_id for h in worth], vector)
+        fused.update({h.record_id: fuse(h, cosines[h.record_id]) for h in worth if h.record_id in cosines})
+        return list(fused.values())
+
+    def _dense_from_cache(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
+        """Chroma's nearest ids with their texts from the derived cache (same content: ids are content
+        hashes); records written after the cache was last checked are read from Chroma."""
+        position = index.position
+        fetched = self.store.hits([i for i, _ in nearest if i not in position])
+        out = {}
+        for record_id, cosine in nearest:
+            hit = index.hit(position[record_id], cosine) if record_id in position else fetched.get(record_id)
+            if hit is not None:
+                out[record_id] = replace(hit, score=cosine)
+        return out
+
+    def _lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
+        scores = index.scores(index.query_tokens(self._lexical_text(question)))
+        return scores * index.mask(where) if where else scores
 
     def _cosines(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
         if not ids:
@@ -112,6 +135,12 @@ def with_doc_offset(hit: Hit, offset: float) -> Hit:
     """e5 rates query↔query pairs (FAQ questions) higher than query↔passage pairs (document chunks);
     the offset puts passages on the FAQ scale so a relevant passage can beat a loosely related FAQ."""
     return replace(hit, score=hit.score + offset) if hit.kind == "doc" else hit
+
+
+def kth_score(hits: list[Hit], k: int) -> float:
+    """Score of the k-th best group (−inf when there are fewer than k groups)."""
+    top = group_hits(hits, k)
+    return top[-1].score if len(top) >= k else float("-inf")
 
 
 def group_hits(hits: list[Hit], k: int) -> list[Hit]:

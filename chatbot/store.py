@@ -175,16 +175,31 @@ class Store:
             offset += len(ids)
 
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
-        n = min(k, self.count())
-        if n == 0:
-            return []
+        # No count() first: Chroma returns fewer than k when it holds fewer, and the call costs a round trip.
         got = self.collection.query(
-            query_embeddings=[vector], n_results=n, where=where, include=["documents", "metadatas", "distances"]
+            query_embeddings=[vector], n_results=k, where=where, include=["documents", "metadatas", "distances"]
         )
         return [
-            Hit(record_id=i, text=d or "", kind=(m or {}).get("kind", "faq"), score=1.0 - float(dist), metadata=m or {})
+            _hit(i, d, m, 1.0 - float(dist))
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
         ]
+
+    def nearest(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """Ids and cosines only: half the cost of query() when the caller has the texts already."""
+        got = self.collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
+        return [(i, 1.0 - float(dist)) for i, dist in zip(got["ids"][0], got["distances"][0])]
+
+    def hits(self, ids: list[str]) -> dict[str, Hit]:
+        """Stored records by id (score 0), for ids a derived cache does not know yet."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        return {i: _hit(i, d, m, 0.0) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+
+
+def _hit(record_id: str, document: str | None, metadata: dict[str, Any] | None, score: float) -> Hit:
+    meta = metadata or {}
+    return Hit(record_id=record_id, text=document or "", kind=meta.get("kind", "faq"), score=score, metadata=meta)
 
 
 def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

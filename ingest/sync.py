@@ -27,10 +27,13 @@ import logging
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from chatbot.encoder import Encoder, load_encoder
 from chatbot.records import ReadResult, Record, Rejection
@@ -173,17 +176,40 @@ def apply_plan(
     store: Store, encoder: Encoder, plan: SyncPlan, *, batch_size: int,
     on_written: Callable[[int], Any] | None = None,
 ) -> SyncCounts:
-    """Encode and upsert the new records batch by batch, then delete the stale ones."""
-    for start in range(0, len(plan.to_write), batch_size):
-        batch = plan.to_write[start : start + batch_size]
-        for kind in dict.fromkeys(r.kind for r in batch):
-            part = [r for r in batch if r.kind == kind]
-            encode = encoder.encode_questions if kind == "faq" else encoder.encode_passages
-            store.upsert(part, encode([r.text for r in part]))
-        if on_written:
-            on_written(len(batch))
+    """Encode and upsert the new records batch by batch, then delete the stale ones.
+
+    Records go in length order (batches of similar length waste little on padding, as one big
+    encode call would) and each batch is written to Chroma while the next one is encoded.
+    """
+    todo = sorted(plan.to_write, key=lambda r: (r.kind, len(r.text)))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-write") as writer:
+        pending: Future[int] | None = None
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            encoded = []
+            for kind in dict.fromkeys(r.kind for r in batch):
+                part = [r for r in batch if r.kind == kind]
+                encode = encoder.encode_questions if kind == "faq" else encoder.encode_passages
+                encoded.append((part, encode([r.text for r in part])))
+            _finish(pending, on_written)
+            pending = writer.submit(_write, store, encoded)
+        _finish(pending, on_written)
     store.delete(plan.to_delete)
     return plan.counts
+
+
+def _write(store: Store, encoded: list[tuple[list[Record], np.ndarray]]) -> int:
+    for part, vectors in encoded:
+        store.upsert(part, vectors)
+    return sum(len(part) for part, _ in encoded)
+
+
+def _finish(pending: Future[int] | None, on_written: Callable[[int], Any] | None) -> None:
+    """Waits for the previous write (re-raising its error) and reports it."""
+    if pending is not None:
+        written = pending.result()
+        if on_written:
+            on_written(written)
 
 
 def sync_source(

@@ -88,6 +88,17 @@ def test_lexical_cache_is_rebuilt_when_store_changes(pipeline):
     assert pipeline.retriever.search("적립금 소멸", mode="lexical")[0].group_id == "point-1"
 
 
+def test_hybrid_finds_a_record_written_after_the_cache_was_checked(pipeline):
+    """Dense hits take their texts from the BM25 cache; one it does not know yet is read from Chroma."""
+    pipeline.retriever.search("배송", mode="hybrid")  # loads the cache
+    record = Record("faq-new", "적립금은 언제 사라지나요?", "faq", "faq.csv",
+                    {"faq_id": "point-1", "question": "적립금은 언제 사라지나요?", "answer": "1년 뒤 소멸합니다.", "kind": "faq"})
+    pipeline.store.upsert([record], pipeline.encoder.encode_questions([record.text]))
+    best = pipeline.retriever.search(record.text, mode="hybrid")[0]
+    assert best.record_id == "faq-new" and best.metadata["answer"] == "1년 뒤 소멸합니다."
+    assert best.score > 0.9
+
+
 def test_group_hits_keeps_best_variant():
     from chatbot.records import Hit
     hits = [Hit("a", "q1", "faq", 0.5, {"faq_id": "x"}), Hit("b", "q2", "faq", 0.9, {"faq_id": "x"}),
@@ -109,3 +120,14 @@ def test_passage_threshold_follows_the_mode_scale(pipeline):
     answerer = pipeline.answerer
     assert answerer.decide([passage], "lexical").type == "doc"
     assert answerer.decide([passage], "dense").type == "fallback"
+
+
+@pytest.mark.parametrize("question", ["택배는 언제 와요?", "환불 돈 돌려받기", "비밀번호 찾기", "쿠폰 코드"])
+def test_pruned_keyword_candidates_never_change_the_top_hit(make_settings, question):
+    """With 2 candidates per side, k=1 skips fetching vectors that k=10 (fewer groups: no pruning) fetches."""
+    p = open_pipeline(make_settings(retrieval={"candidates": 2, "lexical_weight": 0.3}))
+    records = faq_records()
+    p.store.upsert(records, p.encoder.encode_questions([r.text for r in records]))
+    first = p.retriever.search(question, k=1, mode="hybrid")[0]
+    unpruned = p.retriever.search(question, k=10, mode="hybrid")[0]
+    assert (first.record_id, round(first.score, 6)) == (unpruned.record_id, round(unpruned.score, 6))
