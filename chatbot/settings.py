@@ -72,7 +72,7 @@ class AnswerSettings(BaseModel):
 class IngestSettings(BaseModel):
     chunk_size: int = Field(500, ge=50)
     chunk_overlap: int = Field(80, ge=0)
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(256, ge=1)
 
 
 class AppSettings(BaseModel):
