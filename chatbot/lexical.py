@@ -22,6 +22,7 @@ from chatbot.store import Store, StoredRecords
 from chatbot.text import morphemes, morphemes_batch
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
 _FORMAT = 1
 
 
