@@ -76,8 +76,8 @@ class Answerer:
         return getattr(self.settings, threshold_setting(mode).removeprefix("answer."))
 
     def doc_threshold(self, mode: str) -> float:
-        """answer.doc_threshold is on the encoder's cosine scale; keyword and static modes keep their own."""
-        return self.threshold(mode) if mode in ("lexical", "static") else self.settings.doc_threshold
+        """retrieval.doc_offset already puts passages on the FAQ scale, so by default one threshold serves both."""
+        return self.threshold(mode) if self.settings.doc_threshold is None else self.settings.doc_threshold
 
     def suggest(self, hits: list[Hit]) -> tuple[str, ...]:
         """Up to n distinct FAQ questions (the main wording) from the ranked hits."""

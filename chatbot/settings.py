@@ -55,7 +55,7 @@ class RetrievalSettings(BaseModel):
     top_k: int = Field(10, ge=1, le=100)
     candidates: int = Field(50, ge=1)
     lexical_weight: float = Field(0.05, ge=0.0, le=1.0)
-    doc_offset: float = Field(0.03, ge=-1.0, le=1.0)
+    doc_offset: float = Field(0.045, ge=-1.0, le=1.0)
 
 
 class AnswerSettings(BaseModel):
@@ -63,7 +63,7 @@ class AnswerSettings(BaseModel):
     dense_threshold: float = 0.9
     lexical_threshold: float = 0.59
     static_threshold: float = 0.43
-    doc_threshold: float = 0.85
+    doc_threshold: float | None = None
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"
     max_question_chars: int = 2000

@@ -114,12 +114,14 @@ def test_doc_offset_shifts_passages_only():
     assert with_doc_offset(faq, 0.03).score == 0.86
 
 
-def test_passage_threshold_follows_the_mode_scale(pipeline):
-    """answer.doc_threshold is an encoder-cosine value; a keyword-coverage 0.7 passage is a good lexical hit."""
+def test_passage_threshold_follows_the_mode_scale(make_settings):
+    """By default a passage needs its mode's threshold (0.7 is a good BM25 coverage, a poor e5 cosine)."""
     passage = Hit("d1", "배송은 주문 후 2일 걸립니다", "doc", 0.7, {"source": "배송안내.txt", "chunk_index": 0})
-    answerer = pipeline.answerer
+    answerer = open_pipeline(make_settings()).answerer
     assert answerer.decide([passage], "lexical").type == "doc"
     assert answerer.decide([passage], "dense").type == "fallback"
+    overridden = open_pipeline(make_settings(answer={"doc_threshold": 0.6})).answerer
+    assert overridden.decide([passage], "dense").type == "doc"
 
 
 @pytest.mark.parametrize("question", ["택배는 언제 와요?", "환불 돈 돌려받기", "비밀번호 찾기", "쿠폰 코드"])
