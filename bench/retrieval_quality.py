@@ -210,7 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="semicolon-separated configuration labels to run (exact; a trailing * matches a prefix)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
     limit = args.limit or (300 if args.quick else None)
 
     overrides: dict[str, Any] = {"encoder": {"model": args.model}} if args.model else {}

@@ -219,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         args.n, args.sizes, args.questions, args.real_cap = 200, "2000,10000", 50, 2000
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
     overrides: dict[str, Any] = {"encoder": {"model": args.model}} if args.model else {}
     settings = e5_settings(**overrides)

@@ -73,15 +73,15 @@ class Retriever:
     def _lexical_text(self, question: str) -> str:
         return correct_spacing(question) if self.settings.text.spacing_correction else question
 
-    def _dense(self, question: str, where: dict[str, Any] | None, vector: np.ndarray | None = None) -> list[Hit]:
-        vector = self.encoder.encode_questions([question])[0] if vector is None else vector
+    def _dense(self, question: str, where: dict[str, Any] | None) -> list[Hit]:
+        vector = self.encoder.encode_questions([question])[0]
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
     def _hybrid(self, question: str, where: dict[str, Any] | None, k: int) -> list[Hit]:
         """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists."""
         weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
-        # The kiwi + BM25 side runs while the encoder works (both release the GIL in native code).
+        # The kiwi + BM25 side runs in a thread while the encoder works (torch computes outside the GIL).
         lexical_job = self._side.submit(self._lexical_scores, index, question, where)
         vector = self.encoder.encode_questions([question])[0]
         nearest = self.store.nearest(vector, candidates, where)
@@ -114,9 +114,10 @@ class Retriever:
         fetched = self.store.hits([i for i, _ in nearest if i not in position])
         out = {}
         for record_id, cosine in nearest:
-            hit = index.hit(position[record_id], cosine) if record_id in position else fetched.get(record_id)
-            if hit is not None:
-                out[record_id] = replace(hit, score=cosine)
+            if record_id in position:
+                out[record_id] = index.hit(position[record_id], cosine)
+            elif record_id in fetched:
+                out[record_id] = replace(fetched[record_id], score=cosine)
         return out
 
     def _lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
