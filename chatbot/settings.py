@@ -84,6 +84,24 @@ class AppSettings(BaseModel):
     sample_docs: list[Path] = [Path("data/docs")]
 
 
+MaskPattern = Literal["rrn", "card", "phone", "email", "account"]
+
+
+class LogSettings(BaseModel):
+    """The question log (chatbot.questionlog): where it lives, what is masked, how long rows are kept."""
+
+    enabled: bool = True
+    url: str = "sqlite:///var/questions.db"
+    retention_days: int = Field(180, ge=1)
+    mask: bool = True
+    mask_patterns: list[MaskPattern] = ["rrn", "card", "phone", "email", "account"]
+    mask_extra: dict[str, str] = {}
+    batch_size: int = Field(100, ge=1)
+    flush_interval_ms: int = Field(200, ge=1)
+    queue_size: int = Field(10_000, ge=1)
+    import_feedback: bool = True
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the default YAML, then the file named by FAQBOT_CONFIG on top of it."""
 
@@ -128,6 +146,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     ingest: IngestSettings = IngestSettings()
     app: AppSettings = AppSettings()
+    log: LogSettings = LogSettings()
 
     @classmethod
     def settings_customise_sources(

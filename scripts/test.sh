@@ -8,6 +8,7 @@ need=""
 [ -x /usr/bin/chromium ] || need="chromium"
 fc-list 2>/dev/null | grep -qi nanum || need="$need fonts-nanum"   # Hangul in screenshots
 fc-list 2>/dev/null | grep -qi emoji || need="$need fonts-noto-color-emoji"   # 👍/👎 in screenshots
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need="$need postgresql"   # question-log tests on a real server
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
   ($SUDO apt-get install -y -q $need >/dev/null 2>&1 || { $SUDO apt-get update -q >/dev/null 2>&1 && $SUDO apt-get install -y -q $need >/dev/null 2>&1; }) \
