@@ -1,0 +1,64 @@
+"""Hybrid fusion as pure functions over plain numbers and hits (no Chroma, no threads, no caches).
+
+score = (1 − w)·cosine + w·min(BM25 coverage, 1), over the union of the dense and lexical candidate
+lists, then the best variant per FAQ. The pruning bound decides which keyword-only candidates could
+still reach the top k and are therefore worth fetching a vector for; it is exact, never a heuristic.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from chatbot.records import Hit
+
+
+def fuse(cosine: np.ndarray | float, lexical: np.ndarray | float, weight: float) -> np.ndarray:
+    """Convex mix of the encoder cosine and the (capped) coverage-normalised BM25 score."""
+    return (1.0 - weight) * np.asarray(cosine, dtype=np.float64) + weight * np.minimum(
+        np.asarray(lexical, dtype=np.float64), 1.0
+    )
+
+
+def fused_hits(hits: Sequence[Hit], cosines: Sequence[float], lexical: Sequence[float], weight: float) -> list[Hit]:
+    """The hits with their fused score (parallel sequences)."""
+    scores = fuse(np.asarray(cosines, dtype=np.float64), np.asarray(lexical, dtype=np.float64), weight)
+    return [replace(hit, score=float(score)) for hit, score in zip(hits, scores)]
+
+
+def cosine_ceiling(nearest: Sequence[tuple[str, float]], candidates: int) -> float:
+    """The best cosine a record Chroma did not return can have: its last one when it returned a full list."""
+    return nearest[-1][1] if len(nearest) >= candidates else 1.0
+
+
+def pruning_floor(hits: Sequence[Hit], k: int, doc_offset: float) -> float:
+    """The score a new candidate must reach to matter: the current k-th group's, less what a passage may still gain."""
+    return kth_score(hits, k) - max(doc_offset, 0.0)
+
+
+def reachable(lexical: np.ndarray, weight: float, ceiling: float, floor: float) -> np.ndarray:
+    """Mask of keyword-only candidates whose best possible fused score (cosine = ceiling) reaches the floor."""
+    return fuse(ceiling, lexical, weight) >= floor
+
+
+def with_doc_offset(hit: Hit, offset: float) -> Hit:
+    """e5 rates query↔query pairs (FAQ questions) higher than query↔passage pairs (document chunks);
+    the offset puts passages on the FAQ scale so a relevant passage can beat a loosely related FAQ."""
+    return replace(hit, score=hit.score + offset) if hit.kind == "doc" else hit
+
+
+def kth_score(hits: Sequence[Hit], k: int) -> float:
+    """Score of the k-th best group (−inf when there are fewer than k groups)."""
+    top = group_hits(hits, k)
+    return top[-1].score if len(top) >= k else float("-inf")
+
+
+def group_hits(hits: Sequence[Hit], k: int) -> list[Hit]:
+    """Best-scoring variant per FAQ (source + id; documents: per chunk), sorted, cut to k."""
+    best: dict[str, Hit] = {}
+    for hit in hits:
+        current = best.get(hit.group_key)
+        if current is None or hit.score > current.score:
+            best[hit.group_key] = hit
+    return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
