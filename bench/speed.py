@@ -152,7 +152,7 @@ def build_store(settings: Settings, encoder: Encoder, size: int, real_cap: int, 
 
 
 def step_times(pipeline: Pipeline, questions: list[str]) -> dict[str, float]:
-    """p50 ms of each step of a hybrid question, called the way Retriever._hybrid calls them."""
+    """p50 ms of each step of a hybrid question: the Retriever's public steps that Retriever._hybrid composes."""
     retriever, store, encoder = pipeline.retriever, pipeline.store, pipeline.encoder
     index = retriever.lexical
     cand = pipeline.settings.retrieval.candidates
@@ -169,12 +169,12 @@ def step_times(pipeline: Pipeline, questions: list[str]) -> dict[str, float]:
     for q in questions:
         vector = timed("encode", lambda: encoder.encode_questions([q])[0])
         nearest = timed("chroma nearest ids", lambda: store.nearest(vector, cand))
-        ids = timed("texts from cache", lambda: retriever._dense_from_cache(index, nearest))
+        ids = timed("texts from cache", lambda: retriever.dense_hits(index, nearest))
         tokens = timed("spacing + morphemes", lambda: index.query_tokens(correct_spacing(q)))  # beside the encoder
         scores = timed("bm25 scores", lambda: index.scores(tokens))
         top = timed("sort lexical", lambda: top_positions(scores, cand))
         missing = [index.records.ids[i] for i in top if index.records.ids[i] not in ids]
-        timed("cosines of lexical-only (unpruned)", lambda: retriever._cosines(missing, vector))
+        timed("cosines of lexical-only (unpruned)", lambda: retriever.cosines(missing, vector))
         timed("total ask", lambda: pipeline.answerer.ask(q, mode="hybrid"))
     return {k: percentile(v, 50) for k, v in steps.items()}
 
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             refresh = refresh_cost(pipeline)
             refresh_rows.append([f"{size:,}", *[f"{v:.0f}" for v in refresh.values()]])
             refresh_header = ["records", *[f"{k} ms" for k in refresh]]
-            pipeline.store.client.clear_system_cache() if hasattr(pipeline.store.client, "clear_system_cache") else None
+            pipeline.store.close()  # frees this size's embedded Chroma before the next
             del pipeline
         sections.append("### Question latency (hybrid `answerer.ask`) vs the encoder alone, ms\n" + markdown_table(
             ["records", "store", "ask p50", "ask p95", "encoder p50", "encoder p95", "p50 ratio", "load avg"], latency_rows))

@@ -391,10 +391,7 @@ def adapted_pipeline(pipeline: Pipeline, model_dir: str | Path) -> Pipeline:
         store={"host": None, "path": str(folder / "chroma"), "collection": prefix + key[:12]},
     )
     store = Store(adapted_settings.store, encoder.identity())
-    for collection in store.client.list_collections():
-        name = getattr(collection, "name", collection)
-        if name.startswith(prefix) and name != adapted_settings.store.collection:
-            store.client.delete_collection(name)
+    store.drop_collections(prefix)  # copies made for earlier models or store contents
     if store.count() != pipeline.store.count():
         store.reset()
         records = records_from_store(pipeline.store.all_records())
@@ -590,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.questions}: no such file", file=sys.stderr)
         return 2
 
-    pipeline = open_pipeline(load_settings())
+    pipeline = open_pipeline(load_settings(), claim=False)  # a reader beside a running app, not its owner
     if pipeline.store.count() == 0:
         print("The store is empty: ingest first, e.g. `python -m ingest faq data/faq.csv`.", file=sys.stderr)
         return 2

@@ -80,10 +80,48 @@ class LexicalIndex:
             if payload.get("format") != _FORMAT:
                 return None
             bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if payload["ids"] else None
-        except (OSError, ValueError, KeyError):
+        except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt, never a failed question
+            log.warning("Ignoring the unreadable BM25 cache in %s: %s: %s", folder, type(exc).__name__, exc)
             return None
         records = StoredRecords(payload["ids"], payload["texts"], payload["metadatas"])
-        return cls(bm25, records, payload["doc_freq"], payload["fingerprint"], payload.get("typos", False))
+        index = cls(bm25, records, payload["doc_freq"], payload["fingerprint"], payload.get("typos", False))
+        problem = index.inconsistency()
+        if problem:
+            log.warning("Ignoring the BM25 cache in %s: %s", folder, problem)
+            return None
+        return index
+
+    def inconsistency(self) -> str | None:
+        """Why the BM25 arrays do not belong to these records (None when they do).
+
+        A `bm25/` folder copied from another index beside a valid records.json would otherwise
+        index past the records (IndexError on every question, until someone deletes the cache).
+        """
+        n = len(self.records.ids)
+        if not (len(self.records.texts) == len(self.records.metadatas) == n):
+            return "records.json has lists of different lengths"
+        if self.bm25 is None:
+            return "no BM25 arrays for a non-empty index" if n else None
+        try:
+            scores = self.bm25.scores
+            num_docs, indptr, indices = int(scores["num_docs"]), np.asarray(scores["indptr"]), np.asarray(scores["indices"])
+            vocab = self.bm25.vocab_dict
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            return f"unreadable BM25 arrays ({type(exc).__name__}: {exc})"
+        if num_docs != n:
+            return f"BM25 has {num_docs} documents, records.json {n}"
+        if len(indptr) != len(vocab) + 1 or (len(indices) and int(indices.max()) >= n):
+            return "BM25 score matrix does not match its vocabulary or document count"
+        if set(self.doc_freq) - set(vocab) or len(set(vocab) - set(self.doc_freq) - {""}):
+            return "BM25 vocabulary differs from the records' tokens"
+        per_token = np.diff(indptr)
+        wrong = [t for t, i in vocab.items() if t and per_token[i] != self.doc_freq.get(t)]
+        if wrong:
+            return f"document frequencies disagree for {len(wrong)} tokens (e.g. {wrong[0]!r})"
+        probe = next(iter(self.doc_freq), None)
+        if probe is not None and len(self.bm25.get_scores([probe])) != n:
+            return "BM25 score vector length differs from the record count"
+        return None
 
     # --- search -------------------------------------------------------------------------------
     def query_tokens(self, question: str) -> list[str]:
@@ -148,14 +186,25 @@ def cache_folder(settings: StoreSettings) -> Path:
     return settings.path.parent / f"{settings.path.name}-bm25" / settings.collection
 
 
-def load_or_build(store: Store, settings: LexicalSettings, typos: bool = False) -> LexicalIndex:
-    """The cached index when its fingerprint matches the store, else a rebuild from Chroma (then cached)."""
-    fingerprint = f"{store.fingerprint()}-k1={settings.k1}-b={settings.b}-typos={typos}"
+def load_or_build(
+    store: Store, settings: LexicalSettings, typos: bool = False, current: LexicalIndex | None = None,
+    rebuild: bool = False,
+) -> LexicalIndex:
+    """The index for what THIS process's store holds now: `current` (in memory) or the disk cache when
+    their fingerprint matches the store's count and revision, else a rebuild from Chroma (then cached).
+
+    The disk cache is only a shortcut: it is accepted when its fingerprint is the one computed from
+    this process's store and it holds exactly that many consistent records. rebuild skips both.
+    """
+    count, revision = store.state()
+    fingerprint = f"{count}-{revision}-k1={settings.k1}-b={settings.b}-typos={typos}"
+    if not rebuild and current is not None and current.fingerprint == fingerprint:
+        return current
     folder = cache_folder(store.settings)
-    cached = LexicalIndex.load(folder)
-    if cached is not None and cached.fingerprint == fingerprint:
+    cached = None if rebuild else LexicalIndex.load(folder)
+    if cached is not None and cached.fingerprint == fingerprint and len(cached.records.ids) == count:
         return cached
-    log.info("Building the kiwi-BM25 index from %d stored records", store.count())
+    log.info("Building the kiwi-BM25 index from %d stored records", count)
     index = LexicalIndex.build(store.all_records(), settings, fingerprint, typos)
     try:
         index.save(folder)

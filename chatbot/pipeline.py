@@ -21,9 +21,11 @@ class Pipeline:
     answerer: Answerer
 
 
-def open_pipeline(settings: Settings | None = None) -> Pipeline:
+def open_pipeline(settings: Settings | None = None, *, claim: bool = True) -> Pipeline:
+    """claim: own an embedded store folder for this process's lifetime (the serving process: a CLI ingest
+    on the same folder then refuses instead of writing behind this process's Chroma client)."""
     settings = settings or load_settings()
     encoder = load_encoder(settings.encoder)
-    store = Store(settings.store, encoder.identity())
+    store = Store(settings.store, encoder.identity(), claim=claim)
     retriever = Retriever(settings, encoder, store)
     return Pipeline(settings, encoder, store, retriever, Answerer(retriever, settings.answer))

@@ -10,13 +10,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from chatbot import fusion
 from chatbot.encoder import Encoder
+from chatbot.fusion import group_hits, kth_score, with_doc_offset
 from chatbot.lexical import LexicalIndex, load_or_build, top_positions
 from chatbot.records import Hit
 from chatbot.settings import Settings
 from chatbot.store import Store
 from chatbot.text import correct_spacing
 
+__all__ = ["MODES", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
 log = logging.getLogger(__name__)
 Mode = Literal["lexical", "dense", "hybrid"]
 MODES: tuple[str, ...] = ("lexical", "dense", "hybrid")
@@ -32,23 +35,40 @@ class Retriever:
         self.refresh_s = refresh_s
         self._lexical: LexicalIndex | None = None
         self._checked_at = 0.0
+        self._stale = False
+        self._rebuilt_at = float("-inf")
         self._lock = threading.Lock()
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical")
 
     # --- lexical cache ----------------------------------------------------------------------------
     @property
     def lexical(self) -> LexicalIndex:
-        """Rechecked against Chroma every refresh_s, so replicas sharing one server agree."""
+        """Rechecked against this process's store every refresh_s, so replicas sharing one server agree;
+        rebuilt from the store when a question found ids in it that the store cannot read."""
         with self._lock:
-            if self._lexical is None or time.monotonic() - self._checked_at > self.refresh_s:
-                self._lexical = load_or_build(self.store, self.settings.lexical, self.settings.text.typo_tolerant)
+            stale = self._stale
+            if stale or self._lexical is None or time.monotonic() - self._checked_at > self.refresh_s:
+                self._lexical = load_or_build(
+                    self.store, self.settings.lexical, self.settings.text.typo_tolerant, current=self._lexical,
+                    rebuild=stale,
+                )
                 self._checked_at = time.monotonic()
+                if stale:
+                    self._stale, self._rebuilt_at = False, self._checked_at
             return self._lexical
 
     def refresh(self) -> None:
         """Force a fingerprint check now (after an ingestion in this process)."""
         with self._lock:
             self._checked_at = 0.0
+
+    def mark_stale(self) -> None:
+        """The cache named ids the store cannot read (another process wrote the embedded folder, or a
+        cache from elsewhere): rebuild it from the store at the next question. At most once per
+        refresh_s, so a store that stays inconsistent does not cost a rebuild on every question."""
+        with self._lock:
+            if time.monotonic() - self._rebuilt_at >= self.refresh_s:
+                self._stale = True
 
     # --- search -----------------------------------------------------------------------------------
     def search(
@@ -78,36 +98,38 @@ class Retriever:
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
     def _hybrid(self, question: str, where: dict[str, Any] | None, k: int) -> list[Hit]:
-        """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists."""
+        """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists (see chatbot.fusion)."""
         weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
         # The kiwi + BM25 side runs in a thread while the encoder works (torch computes outside the GIL).
-        lexical_job = self._side.submit(self._lexical_scores, index, question, where)
+        lexical_job = self._side.submit(self.lexical_scores, index, question, where)
         vector = self.encoder.encode_questions([question])[0]
         nearest = self.store.nearest(vector, candidates, where)
-        dense = self._dense_from_cache(index, nearest)
-        lexical_scores = lexical_job.result()
+        dense = list(self.dense_hits(index, nearest).values())
+        scores = lexical_job.result()
+        fused = fusion.fused_hits(dense, [h.score for h in dense], self._lexical_of(index, scores, dense), weight)
+        # A keyword-only candidate is worth a vector fetch only if its best possible score reaches the k-th group.
+        seen = {h.record_id for h in fused}
+        extra = [i for i in top_positions(scores, candidates) if index.records.ids[i] not in seen]
+        ceiling = fusion.cosine_ceiling(nearest, candidates)
+        floor = fusion.pruning_floor(fused, k, self.settings.retrieval.doc_offset)
+        extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
+        cosines = self.cosines([index.records.ids[i] for i in extra], vector)
+        found = [i for i in extra if index.records.ids[i] in cosines]
+        fused += fusion.fused_hits(
+            [index.hit(i, float(scores[i])) for i in found], [cosines[index.records.ids[i]] for i in found],
+            scores[found], weight,
+        )
+        return fused
+
+    @staticmethod
+    def _lexical_of(index: LexicalIndex, scores: np.ndarray, hits: list[Hit]) -> list[float]:
+        """Each hit's BM25 coverage (0 for a record the cache does not know yet)."""
         position = index.position
+        return [float(scores[position[h.record_id]]) if h.record_id in position else 0.0 for h in hits]
 
-        def fuse(hit: Hit, cosine: float) -> Hit:
-            lexical = float(lexical_scores[position[hit.record_id]]) if hit.record_id in position else 0.0
-            return replace(hit, score=(1.0 - weight) * cosine + weight * min(lexical, 1.0))
-
-        fused = {record_id: fuse(hit, hit.score) for record_id, hit in dense.items()}
-        # A record Chroma did not return has a cosine ≤ the last one it did, so a keyword-only candidate
-        # whose best possible score cannot reach the current k-th group never needs its vector fetched.
-        ceiling = nearest[-1][1] if len(nearest) >= candidates else 1.0
-        floor = kth_score(list(fused.values()), k) - max(self.settings.retrieval.doc_offset, 0.0)
-        worth = [
-            index.hit(i, float(lexical_scores[i])) for i in top_positions(lexical_scores, candidates)
-            if index.records.ids[i] not in fused
-            and (1.0 - weight) * ceiling + weight * min(float(lexical_scores[i]), 1.0) >= floor
-        ]
-        cosines = self._cosines([h.record_id for h in worth], vector)
-        fused.update({h.record_id: fuse(h, cosines[h.record_id]) for h in worth if h.record_id in cosines})
-        return list(fused.values())
-
-    def _dense_from_cache(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
+    # --- the steps of a hybrid question (public so bench/speed.py can time them) -------------------
+    def dense_hits(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
         """Chroma's nearest ids with their texts from the derived cache (same content: ids are content
         hashes); records written after the cache was last checked are read from Chroma."""
         position = index.position
@@ -120,35 +142,20 @@ class Retriever:
                 out[record_id] = replace(fetched[record_id], score=cosine)
         return out
 
-    def _lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
+    def lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
+        """Coverage-normalised BM25 of every cached record (0 outside the category filter)."""
         scores = index.scores(index.query_tokens(self._lexical_text(question)))
         return scores * index.mask(where) if where else scores
 
-    def _cosines(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
-        if not ids:
+    def cosines(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
+        """Cosines of stored records with the question vector; ids the store cannot read are skipped
+        (logged) and the lexical cache that named them is marked stale."""
+        vectors = self.store.vectors(ids)
+        if len(vectors) < len(ids):
+            log.warning("%d ids from the lexical cache are unknown to the store; skipped, cache marked stale",
+                        len(ids) - len(vectors))
+            self.mark_stale()
+        if not vectors:
             return {}
-        got = self.store.collection.get(ids=ids, include=["embeddings"])
-        embeddings = np.asarray(got["embeddings"], dtype=np.float32)
-        return dict(zip(got["ids"], (embeddings @ vector).tolist()))
-
-
-def with_doc_offset(hit: Hit, offset: float) -> Hit:
-    """e5 rates query↔query pairs (FAQ questions) higher than query↔passage pairs (document chunks);
-    the offset puts passages on the FAQ scale so a relevant passage can beat a loosely related FAQ."""
-    return replace(hit, score=hit.score + offset) if hit.kind == "doc" else hit
-
-
-def kth_score(hits: list[Hit], k: int) -> float:
-    """Score of the k-th best group (−inf when there are fewer than k groups)."""
-    top = group_hits(hits, k)
-    return top[-1].score if len(top) >= k else float("-inf")
-
-
-def group_hits(hits: list[Hit], k: int) -> list[Hit]:
-    """Best-scoring variant per FAQ (source + id; documents: per chunk), sorted, cut to k."""
-    best: dict[str, Hit] = {}
-    for hit in hits:
-        current = best.get(hit.group_key)
-        if current is None or hit.score > current.score:
-            best[hit.group_key] = hit
-    return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+        matrix = np.stack(list(vectors.values()))
+        return dict(zip(vectors, (matrix @ vector).tolist()))

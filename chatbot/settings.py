@@ -43,6 +43,7 @@ class StoreSettings(BaseModel):
     auth_header: str | None = None
     auth_token: str | None = None
     cache_dir: Path = Path("var/cache")
+    timeout_s: float = Field(5.0, gt=0)  # server mode: connect/read time-out of every Chroma call (a frozen server fails, not hangs)
 
 
 class LexicalSettings(BaseModel):

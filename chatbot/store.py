@@ -1,11 +1,22 @@
-"""ChromaDB, the single source of truth: embedded folder or server, cosine space, encoder identity recorded."""
+"""ChromaDB, the single source of truth: embedded folder or server, cosine space, encoder identity recorded.
+
+Only this module touches Chroma's client and collection: everything else goes through Store, whose
+calls either succeed, raise StoreUnavailableError (server down or frozen: a bounded wait, then one
+clear error), or, for ids this process's embedded client cannot see, skip them.
+"""
 from __future__ import annotations
 
+import fcntl
+import functools
 import logging
+import os
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -16,10 +27,43 @@ log = logging.getLogger(__name__)
 
 _IDENTITY_KEYS = ("encoder_model", "encoder_dimension", "encoder_question_prefix", "encoder_passage_prefix", "encoder_input")
 _WRITE_BATCH = 1000
+OWNER_FILE = ".faqbot-owner.lock"
+_T = TypeVar("_T")
 
 
 class EncoderMismatchError(RuntimeError):
     """The collection was built with another encoder; mixing vectors would silently ruin search."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """Chroma cannot be reached (server stopped, frozen or timing out): the web layer answers 503.
+
+    Raised within StoreSettings.timeout_s (plus a connect attempt) instead of hanging or leaking an
+    httpx error; once the server is back the same Store works again.
+    """
+
+    def __init__(self, where: str, cause: BaseException | None = None) -> None:
+        detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+        super().__init__(
+            f"검색 저장소(Chroma)에 연결할 수 없습니다: {where}. 잠시 후 다시 시도해 주세요. "
+            f"(The vector store is unavailable: {where}; try again shortly.){detail}"
+        )
+
+
+class StoreInUseError(RuntimeError):
+    """Another process owns this embedded Chroma folder: embedded Chroma is single-process."""
+
+    def __init__(self, folder: Path, owner: str) -> None:
+        who = f"pid {owner}" if owner else "pid ?"
+        super().__init__(
+            f"내장 저장소 {folder} 는 다른 프로세스({who}, 실행 중인 챗봇 앱일 수 있습니다)가 사용 중입니다. "
+            "내장 Chroma는 한 프로세스만 쓸 수 있으니 웹 페이지의 🛠 운영 탭에서 업로드하거나, Chroma 서버를 띄우고 "
+            "FAQBOT_STORE__HOST 로 서버 모드를 쓰세요. "
+            f"(The embedded store {folder} is owned by another process ({who}, probably the running app). "
+            "Embedded Chroma is single-process: upload through the web page's operator tab (🛠 운영), or run a "
+            "Chroma server and use server mode (FAQBOT_STORE__HOST).)"
+        )
+        self.folder, self.owner = folder, owner
 
 
 @dataclass(frozen=True)
@@ -31,42 +75,172 @@ class StoredRecords:
     metadatas: list[dict[str, Any]]
 
 
-def make_client(settings: StoreSettings):
-    """PersistentClient in a folder by default; HttpClient when a server host is configured."""
+# --------------------------------------------------------------------------------------------
+# Ownership of an embedded folder: one exclusive flock per folder, held by this process
+# --------------------------------------------------------------------------------------------
+_claims: dict[Path, int] = {}  # resolved folder → the descriptor holding its flock
+_claims_lock = threading.Lock()
+
+
+def claim_store(settings: StoreSettings) -> bool:
+    """Make this process the owner of an embedded store folder, for as long as it lives.
+
+    An exclusive non-blocking flock on `<folder>/.faqbot-owner.lock` (the kernel drops it when the
+    process dies, even by SIGKILL). Re-entrant within a process. Returns True when this call took
+    the claim, False when this process already held it or the store is a server (nothing to own).
+    Raises StoreInUseError when another process holds it.
+    """
+    if settings.host:
+        return False
+    folder = settings.path.resolve()
+    with _claims_lock:
+        if folder in _claims:
+            return False
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / OWNER_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise StoreInUseError(folder, owner) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _claims[folder] = fd
+        return True
+
+
+def release_store(settings: StoreSettings) -> None:
+    """Give up this process's claim (the CLI when it is done; tests)."""
+    if settings.host:
+        return
+    with _claims_lock:
+        fd = _claims.pop(settings.path.resolve(), None)
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor releases the flock
+
+
+@contextmanager
+def claimed(settings: StoreSettings) -> Iterator[None]:
+    """Own the store for a block (a CLI run); a claim this process already held is kept afterwards."""
+    taken = claim_store(settings)
+    try:
+        yield
+    finally:
+        if taken:
+            release_store(settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Clients, and outages turned into one error
+# --------------------------------------------------------------------------------------------
+def _outage_types() -> tuple[type[BaseException], ...]:
+    import httpx
+
+    return (httpx.TransportError, ConnectionError, TimeoutError)
+
+
+def _where(settings: StoreSettings) -> str:
+    return f"{settings.host}:{settings.port}" if settings.host else str(settings.path)
+
+
+@contextmanager
+def _reachable(settings: StoreSettings) -> Iterator[None]:
+    """Connection errors and time-outs become StoreUnavailableError; Chroma's own errors pass through."""
+    try:
+        yield
+    except _outage_types() as exc:
+        log.warning("Chroma at %s is unavailable: %s: %s", _where(settings), type(exc).__name__, exc)
+        raise StoreUnavailableError(_where(settings), exc) from exc
+
+
+def _guarded(method: Callable[..., _T]) -> Callable[..., _T]:
+    @functools.wraps(method)
+    def wrapper(self: "Store", *args: Any, **kwargs: Any) -> _T:
+        with _reachable(self.settings):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _make_client(settings: StoreSettings):
+    """PersistentClient in a folder by default; HttpClient (with time-outs) when a server host is configured."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     if settings.host:
-        headers = {settings.auth_header: settings.auth_token} if settings.auth_header and settings.auth_token else None
-        return chromadb.HttpClient(
-            host=settings.host, port=settings.port, ssl=settings.ssl, headers=headers, settings=chroma_settings
-        )
+        return _http_client(settings, chroma_settings)
     settings.path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.path), settings=chroma_settings)
+
+
+def _http_client(settings: StoreSettings, chroma_settings):
+    """chromadb 1.5's HttpClient builds its httpx session with timeout=None and makes requests in its
+    constructor; a bounded heartbeat first makes a dead or frozen server fail fast, then the shared
+    session gets the configured time-outs for every later call."""
+    import chromadb
+    import httpx
+
+    timeout = httpx.Timeout(settings.timeout_s)
+    headers = {settings.auth_header: settings.auth_token} if settings.auth_header and settings.auth_token else None
+    scheme = "https" if settings.ssl else "http"
+    with _reachable(settings):
+        httpx.get(f"{scheme}://{settings.host}:{settings.port}/api/v2/heartbeat", timeout=timeout, headers=headers)
+        client = chromadb.HttpClient(
+            host=settings.host, port=settings.port, ssl=settings.ssl, headers=headers, settings=chroma_settings
+        )
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = timeout
+    else:  # pragma: no cover - a chromadb without the attribute: calls could hang on a frozen server
+        log.warning("Could not set Chroma HTTP time-outs (chromadb internals changed)")
+    return client
 
 
 class Store:
     """One Chroma collection of FAQ question variants and document chunks."""
 
-    def __init__(self, settings: StoreSettings, identity: dict[str, Any], client=None) -> None:
+    def __init__(
+        self, settings: StoreSettings, identity: dict[str, Any], *, reset_on_mismatch: bool = False, claim: bool = False
+    ) -> None:
+        """claim: own the embedded folder for this process's lifetime (the serving process; see claim_store).
+        reset_on_mismatch: drop a collection built by another encoder instead of refusing it (was_reset says so)."""
         self.settings = settings
         self.identity = identity
-        self.client = client or make_client(settings)
-        self.collection = self.client.get_or_create_collection(
-            settings.collection,
-            metadata=dict(identity),
+        self.was_reset = False
+        if claim:
+            claim_store(settings)
+        with _reachable(settings):
+            self._client = _make_client(settings)
+            self._collection = self._open_collection()
+            try:
+                self._check_identity()
+            except EncoderMismatchError as exc:
+                if not reset_on_mismatch:
+                    raise
+                log.warning("%s", exc)
+                self.reset()
+                self.was_reset = True
+
+    def claim(self) -> None:
+        """Own the embedded folder for this process's lifetime; raises StoreInUseError if another process does."""
+        claim_store(self.settings)
+
+    def _open_collection(self):
+        return self._client.get_or_create_collection(
+            self.settings.collection,
+            metadata=dict(self.identity),
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )
-        self._check_identity()
 
     def _check_identity(self) -> None:
-        stored = {k: v for k, v in (self.collection.metadata or {}).items() if k in _IDENTITY_KEYS}
+        stored = {k: v for k, v in (self._collection.metadata or {}).items() if k in _IDENTITY_KEYS}
         wanted = {k: v for k, v in self.identity.items() if k in _IDENTITY_KEYS}
         if stored == wanted:
             return
-        if self.collection.count() == 0:
+        if self._collection.count() == 0:
             self._set_metadata(**wanted)
             return
         raise EncoderMismatchError(
@@ -80,21 +254,24 @@ class Store:
 
     # --- metadata -------------------------------------------------------------------------------
     def _set_metadata(self, **values: Any) -> None:
-        metadata = {**(self.collection.metadata or {}), **values}
-        self.collection.modify(metadata={k: v for k, v in metadata.items() if v is not None})
+        metadata = {**(self._collection.metadata or {}), **values}
+        self._collection.modify(metadata={k: v for k, v in metadata.items() if v is not None})
 
+    @_guarded
     def info(self) -> dict[str, Any]:
-        return dict(self.collection.metadata or {})
+        return dict(self._collection.metadata or {})
 
+    @_guarded
     def mark_ingested(self, when: str) -> None:
         self._set_metadata(last_ingest=when)
 
     # --- writes ---------------------------------------------------------------------------------
+    @_guarded
     def upsert(self, records: list[Record], vectors: np.ndarray) -> None:
         self._bump_revision()
         for start in range(0, len(records), _WRITE_BATCH):
             batch = records[start : start + _WRITE_BATCH]
-            self.collection.upsert(
+            self._collection.upsert(
                 ids=[r.id for r in batch],
                 documents=[r.text for r in batch],
                 embeddings=vectors[start : start + _WRITE_BATCH],
@@ -102,46 +279,62 @@ class Store:
             )
         self._bump_revision()
 
+    @_guarded
     def delete(self, ids: Iterable[str]) -> None:
         ids = list(ids)
         if not ids:
             return
         self._bump_revision()
         for start in range(0, len(ids), _WRITE_BATCH):
-            self.collection.delete(ids=ids[start : start + _WRITE_BATCH])
+            self._collection.delete(ids=ids[start : start + _WRITE_BATCH])
         self._bump_revision()
 
     def _bump_revision(self) -> None:
         """Before and after each write, so a reader never pairs new content with an old revision."""
         self._set_metadata(revision=uuid.uuid4().hex)
 
+    @_guarded
     def reset(self) -> None:
         """Drop every record (for --rebuild): the collection is recreated with the current encoder."""
-        self.client.delete_collection(self.settings.collection)
-        self.collection = self.client.get_or_create_collection(
-            self.settings.collection,
-            metadata=dict(self.identity),
-            configuration={"hnsw": {"space": "cosine"}},
-            embedding_function=None,
-        )
+        self._client.delete_collection(self.settings.collection)
+        self._collection = self._open_collection()
+
+    @_guarded
+    def drop_collections(self, prefix: str) -> list[str]:
+        """Delete the other collections whose name starts with prefix (stale evaluation copies); never this one."""
+        dropped = []
+        for collection in self._client.list_collections():
+            name = getattr(collection, "name", collection)
+            if name.startswith(prefix) and name != self.settings.collection:
+                self._client.delete_collection(name)
+                dropped.append(name)
+        return dropped
+
+    def close(self) -> None:
+        """Release this client's share of Chroma's per-folder system (benchmarks between store sizes)."""
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
 
     # --- reads ----------------------------------------------------------------------------------
+    @_guarded
     def count(self) -> int:
-        return self.collection.count()
+        return self._collection.count()
+
+    def iter_metadata(self, where: dict[str, Any] | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(id, metadata) of every stored record matching `where`, page by page."""
+        for ids, metas, _ in self._pages(where, include=["metadatas"]):
+            yield from zip(ids, (m or {} for m in metas))
 
     def hashes(self, where: dict[str, Any] | None = None) -> dict[str, str]:
         """id → content hash, for one source or all: enough to plan an idempotent sync."""
-        out: dict[str, str] = {}
-        for ids, metas, _ in self._pages(where, include=["metadatas"]):
-            out.update({i: str((m or {}).get("content_hash", "")) for i, m in zip(ids, metas)})
-        return out
+        return {i: str(m.get("content_hash", "")) for i, m in self.iter_metadata(where)}
 
     def sources(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for _, metas, _ in self._pages(None, include=["metadatas"]):
-            for m in metas:
-                key = str((m or {}).get("source", "?"))
-                counts[key] = counts.get(key, 0) + 1
+        for _, meta in self.iter_metadata():
+            key = str(meta.get("source", "?"))
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
     def all_records(self) -> StoredRecords:
@@ -154,29 +347,37 @@ class Store:
             texts.extend(d or "" for d in page_docs)
         return StoredRecords(ids, texts, metas)
 
-    def fingerprint(self) -> str:
-        """Changes whenever records are written or deleted, by this process or another replica.
+    @_guarded
+    def state(self) -> tuple[int, str]:
+        """(record count, revision) as this process's client sees them now: what derived caches are keyed by.
 
         Every write goes through upsert()/delete(), which set a fresh revision in the collection's
         metadata before and after writing; with the record count that is two cheap reads, where
         hashing every id would cost seconds at 100k records.
         """
-        fresh = self.client.get_collection(self.settings.collection, embedding_function=None)
-        return f"{fresh.count()}-{(fresh.metadata or {}).get('revision', '')}"
+        fresh = self._client.get_collection(self.settings.collection, embedding_function=None)
+        return fresh.count(), str((fresh.metadata or {}).get("revision", ""))
+
+    def fingerprint(self) -> str:
+        """Changes whenever records are written or deleted, by this process or another replica."""
+        count, revision = self.state()
+        return f"{count}-{revision}"
 
     def _pages(self, where: dict[str, Any] | None, include: list[str], page: int = 5000) -> Iterator[tuple]:
         offset = 0
         while True:
-            got = self.collection.get(where=where, include=include, limit=page, offset=offset)
+            with _reachable(self.settings):
+                got = self._collection.get(where=where, include=include, limit=page, offset=offset)
             ids = got["ids"]
             if not ids:
                 return
             yield ids, got.get("metadatas") or [None] * len(ids), got.get("documents") or [None] * len(ids)
             offset += len(ids)
 
+    @_guarded
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[Hit]:
         # No count() first: Chroma returns fewer than k when it holds fewer, and the call costs a round trip.
-        got = self.collection.query(
+        got = self._collection.query(
             query_embeddings=[vector], n_results=k, where=where, include=["documents", "metadatas", "distances"]
         )
         return [
@@ -184,17 +385,51 @@ class Store:
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
         ]
 
+    @_guarded
     def nearest(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Ids and cosines only: half the cost of query() when the caller has the texts already."""
-        got = self.collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
+        got = self._collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
         return [(i, 1.0 - float(dist)) for i, dist in zip(got["ids"][0], got["distances"][0])]
 
+    @_guarded
     def hits(self, ids: list[str]) -> dict[str, Hit]:
-        """Stored records by id (score 0), for ids a derived cache does not know yet."""
-        if not ids:
-            return {}
-        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        """Stored records by id (score 0), for ids a derived cache does not know yet; unknown ids are left out."""
+        got = self._get_known(ids, ["documents", "metadatas"])
         return {i: _hit(i, d, m, 0.0) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+
+    @_guarded
+    def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id (float32 rows); ids this process's client cannot see are left out."""
+        got = self._get_known(ids, ["embeddings"])
+        embeddings = np.asarray(got["embeddings"], dtype=np.float32)
+        return {record_id: embeddings[i] for i, record_id in enumerate(got["ids"])}
+
+    def _get_known(self, ids: list[str], include: list[str]) -> dict[str, list]:
+        """collection.get by ids, never failing on an id this process cannot see.
+
+        An embedded client opened before another process wrote to the folder reads the new rows'
+        documents but raises InternalError ("Error finding id") for their vectors; then each id is
+        fetched alone and the unreadable ones are skipped and logged.
+        """
+        empty: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+        if not ids:
+            return empty
+        from chromadb.errors import ChromaError
+
+        try:
+            return self._collection.get(ids=ids, include=include)
+        except ChromaError as exc:
+            log.warning("Chroma could not read %d ids at once (%s); reading them one by one", len(ids), exc)
+        out = empty
+        for record_id in ids:
+            try:
+                got = self._collection.get(ids=[record_id], include=include)
+            except ChromaError as exc:
+                log.warning("Skipping id %s, unknown to this process's Chroma client: %s", record_id, exc)
+                continue
+            for key in out:
+                out[key].extend(got[key] if key == "ids" else list(got[key]))
+        return out
 
 
 def _hit(record_id: str, document: str | None, metadata: dict[str, Any] | None, score: float) -> Hit:

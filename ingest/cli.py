@@ -2,7 +2,10 @@
 
 Prints one line of counts per file, the total, and every rejection as `file:line: reason`.
 Exit status: 0 success, 1 some rows or files rejected, 2 fatal (missing path, model or store error,
-encoder mismatch), 130 interrupted (a rerun finishes the job).
+encoder mismatch, an embedded store owned by a running app), 130 interrupted (a rerun finishes the job).
+
+An embedded Chroma folder belongs to one process: the CLI claims it for its run and refuses (exit 2)
+when a running app owns it, since the app's in-process client would not see what the CLI writes.
 """
 from __future__ import annotations
 
@@ -64,15 +67,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from chatbot.encoder import ModelNotFoundError
     from chatbot.settings import load_settings
-    from chatbot.store import EncoderMismatchError
+    from chatbot.store import EncoderMismatchError, StoreInUseError, StoreUnavailableError, claimed
     from ingest.sync import ingest_paths
 
     try:
         settings = load_settings()
-        report = ingest_paths(
-            settings, args.kind, args.paths, dry_run=args.dry_run, rebuild=args.rebuild, show_progress=not args.quiet
-        )
-    except (EncoderMismatchError, ModelNotFoundError) as exc:
+        with claimed(settings.store):
+            report = ingest_paths(
+                settings, args.kind, args.paths, dry_run=args.dry_run, rebuild=args.rebuild, show_progress=not args.quiet
+            )
+    except (EncoderMismatchError, ModelNotFoundError, StoreInUseError, StoreUnavailableError) as exc:
         return _fatal(str(exc))
     except KeyboardInterrupt:
         print("중단되었습니다. 다시 실행하면 이어서 완료합니다 (interrupted; rerun to finish).", file=sys.stderr)

@@ -38,7 +38,7 @@ import numpy as np
 from chatbot.encoder import Encoder, load_encoder
 from chatbot.records import ReadResult, Record, Rejection
 from chatbot.settings import Settings
-from chatbot.store import EncoderMismatchError, Store, make_client
+from chatbot.store import Store
 from ingest.chunking import chunk_document
 from ingest.doc_readers import DocumentReadError, iter_document_files, read_document
 from ingest.faq_readers import FAQ_SUFFIXES, FaqFormatError, read_faq
@@ -126,19 +126,12 @@ def _where(source: str, kind: str | None) -> dict[str, Any]:
     return {"$and": [{"source": source}, {"kind": kind}]} if kind else {"source": source}
 
 
-def stored_groups(store: Store, where: dict[str, Any] | None, page: int = 5000) -> dict[str, tuple[str, str]]:
+def stored_groups(store: Store, where: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
     """id → (source, group key) of the stored records matching `where`."""
-    out: dict[str, tuple[str, str]] = {}
-    offset = 0
-    while True:
-        got = store.collection.get(where=where, include=["metadatas"], limit=page, offset=offset)
-        ids = got["ids"]
-        if not ids:
-            return out
-        for record_id, meta in zip(ids, got.get("metadatas") or [None] * len(ids)):
-            meta = meta or {}
-            out[record_id] = (str(meta.get("source", "")), group_key(meta) or f"id:{record_id}")
-        offset += len(ids)
+    return {
+        record_id: (str(meta.get("source", "")), group_key(meta) or f"id:{record_id}")
+        for record_id, meta in store.iter_metadata(where)
+    }
 
 
 def plan_sync(
@@ -275,15 +268,8 @@ def open_store(settings: Settings, encoder: Encoder, *, reset_on_mismatch: bool 
 
     Returns (store, was_reset).
     """
-    try:
-        return Store(settings.store, encoder.identity()), False
-    except EncoderMismatchError as exc:
-        if not reset_on_mismatch:
-            raise
-        log.warning("%s", exc)
-    client = make_client(settings.store)
-    client.delete_collection(settings.store.collection)
-    return Store(settings.store, encoder.identity(), client=client), True
+    store = Store(settings.store, encoder.identity(), reset_on_mismatch=reset_on_mismatch)
+    return store, store.was_reset
 
 
 def ingest_paths(

@@ -43,8 +43,7 @@ def open_store(settings) -> Store:
 
 
 def stored(settings, where=None) -> dict[str, dict]:
-    got = open_store(settings).collection.get(where=where, include=["metadatas"])
-    return dict(zip(got["ids"], got["metadatas"]))
+    return dict(open_store(settings).iter_metadata(where))
 
 
 def counts(report, source: str) -> tuple[int, ...]:
@@ -84,9 +83,11 @@ def test_ingest_then_reingest_is_a_noop(settings, tmp_path):
 
 def test_questions_are_encoded_as_questions(settings, tmp_path):
     ingest_paths(settings, "faq", [write_faq(tmp_path / "faq.csv")])
-    got = open_store(settings).collection.get(where={"faq_id": "d-2"}, include=["embeddings", "documents"])
-    expected = load_encoder(settings.encoder).encode_questions(got["documents"])
-    assert np.allclose(np.asarray(got["embeddings"]), expected, atol=1e-5)
+    store = open_store(settings)
+    records = store.hits([i for i, _ in store.iter_metadata({"faq_id": "d-2"})])
+    vectors = store.vectors(list(records))
+    expected = load_encoder(settings.encoder).encode_questions([h.text for h in records.values()])
+    assert np.allclose(np.stack([vectors[i] for i in records]), expected, atol=1e-5)
 
 
 def test_edit_one_answer_updates_one_faq(settings, tmp_path):
@@ -245,9 +246,11 @@ def test_docs_every_format_from_a_folder(settings, tmp_path):
     assert sorted((m["page"], m["chunk_index"], m["title"]) for m in pdf.values()) == [(1, 0, "반품 안내"), (2, 1, "반품 안내")]
     md = stored(settings, {"source": "약관.md"})
     assert {m["kind"] for m in md.values()} == {"doc"} and {m["title"] for m in md.values()} == {"이용약관"}
-    got = open_store(settings).collection.get(where={"source": "배송안내.txt"}, include=["embeddings", "documents"])
-    expected = load_encoder(settings.encoder).encode_passages(got["documents"])
-    assert np.allclose(np.asarray(got["embeddings"]), expected, atol=1e-5)  # passages, not questions
+    store = open_store(settings)
+    records = store.hits([i for i, _ in store.iter_metadata({"source": "배송안내.txt"})])
+    vectors = store.vectors(list(records))
+    expected = load_encoder(settings.encoder).encode_passages([h.text for h in records.values()])
+    assert np.allclose(np.stack([vectors[i] for i in records]), expected, atol=1e-5)  # passages, not questions
 
     again = ingest_paths(settings, "docs", [folder])
     assert again.totals()["written"] == 0 and again.totals()["unchanged"] == report.totals()["added"]
