@@ -326,3 +326,18 @@ def test_stats_count_per_outcome_and_utc_day(make_log) -> None:
     assert stats.total == 3 and stats.per_outcome == {"answer": 2, "fallback": 1}
     assert stats.per_day == {"2025-03-01": {"answer": 1, "fallback": 1}, "2025-03-02": {"answer": 1}}
     assert qlog.stats(datetime(2025, 3, 2, tzinfo=timezone.utc)).total == 1
+
+
+def test_entry_from_answer_maps_outcome_top_and_p() -> None:
+    from chatbot.questionlog import entry_from_answer
+    from chatbot.records import Answer, Hit
+
+    hits = tuple(
+        Hit(f"r{i}", "t", "faq", score, {"faq_id": faq})
+        for i, (faq, score) in enumerate([("7", 0.95), ("7", 0.9), ("3", 0.8), ("5", 0.7), ("9", 0.6)])
+    )
+    answer = Answer(type="faq", answer="a", score=0.95, hits=hits, p=0.88)
+    entry = entry_from_answer("질문", answer, channel="api", mode="hybrid", latency_ms=3.0, session="s")
+    assert (entry.outcome, entry.channel, entry.p, entry.session) == ("answer", "api", 0.88, "s")
+    assert list(entry.top) == [("7", 0.95), ("3", 0.8), ("5", 0.7)]
+    assert entry_from_answer("q", Answer(type="doc", answer="a", score=0.1), channel="web").outcome == "passage"

@@ -5,6 +5,7 @@
     log.record_feedback(FeedbackEntry(kind="rating", question_id=qid, rating="up"))
     log.close()                                    # at shutdown (also registered with atexit)
 """
+from chatbot.questionlog.adapt import entry_from_answer
 from chatbot.questionlog.entries import FeedbackEntry, FeedbackRow, QuestionEntry, QuestionRow, Stats
 from chatbot.questionlog.factory import open_log
 from chatbot.questionlog.masking import Masker
@@ -20,6 +21,7 @@ __all__ = [
     "QuestionLog",
     "QuestionRow",
     "Stats",
+    "entry_from_answer",
     "open_log",
     "purge",
 ]
