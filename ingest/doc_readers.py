@@ -2,7 +2,8 @@
 
 Readers keep block structure: headings, paragraphs, list items and table rows are separated by a
 blank line, so sentence splitting never glues a heading onto the sentence after it. An unsupported
-extension is a Rejection; a file that exists but cannot be parsed raises DocumentReadError.
+extension is a Rejection; a file that exists but cannot be parsed raises DocumentReadError, and one
+over a size limit (ingest/limits.py) raises FileTooLargeError.
 """
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from xml.etree import ElementTree
 
 from chatbot.records import DocumentPart, ReadResult, Rejection
 from chatbot.text import normalise
 from ingest.faq_readers import FaqFormatError, decode_text
+from ingest.limits import FileTooLargeError, ReadLimits, TextBudget, ZipGuard, default_limits, iter_xml, scan_xml
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,9 @@ def iter_document_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
 
 
-def read_document(path: str | Path) -> ReadResult:
-    """One document → its parts (pages for PDF, the whole text otherwise)."""
+def read_document(path: str | Path, limits: ReadLimits | None = None) -> ReadResult:
+    """One document → its parts (pages for PDF, the whole text otherwise), within `limits` (default settings')."""
+    limits = limits or default_limits()
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"문서 파일이 없습니다 (file not found): {path}")
@@ -61,14 +63,19 @@ def read_document(path: str | Path) -> ReadResult:
             source, None,
             f"지원하지 않는 문서 형식입니다 (unsupported format {suffix or '(none)'}; supported: {', '.join(DOC_SUFFIXES)}).{hint}",
         )])
+    limits.check_file(path, source)
     try:
-        return reader(path, source)
-    except (DocumentReadError, FileNotFoundError):
+        result = reader(path, source, limits)
+    except (DocumentReadError, FileNotFoundError, FileTooLargeError):
         raise
     except FaqFormatError as exc:  # decode_text's message, reworded for documents
         raise DocumentReadError(str(exc)) from None
     except Exception as exc:  # parsers raise many kinds of errors on corrupt input
         raise DocumentReadError(f"{source}: 문서를 읽을 수 없습니다 (cannot parse {suffix}: {type(exc).__name__}: {exc})") from None
+    budget = TextBudget(limits, source)  # every format, whatever its reader already checked
+    for part in result.items:
+        budget.text(part.text)
+    return result
 
 
 def _blocks(lines: Iterable[str]) -> str:
@@ -81,14 +88,15 @@ def _one_part(text: str, source: str) -> ReadResult:
 
 
 # --- plain text and markdown ----------------------------------------------------------------------
-def _decoded(path: Path, source: str) -> str:
+def _decoded(path: Path, source: str, limits: ReadLimits) -> str:
     text, encoding = decode_text(path.read_bytes(), source)
+    TextBudget(limits, source).text(text)  # before the line-by-line work
     log.info("%s: %s 인코딩으로 읽었습니다 (encoding %s)", source, encoding, encoding)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _read_txt(path: Path, source: str) -> ReadResult:
-    text = _decoded(path, source)
+def _read_txt(path: Path, source: str, limits: ReadLimits) -> ReadResult:
+    text = _decoded(path, source, limits)
     paragraphs = re.split(r"\n\s*\n", text)
     return _one_part(_BLOCK.join(p.strip() for p in paragraphs if p.strip()), source)
 
@@ -101,7 +109,7 @@ _MD_EMPHASIS = re.compile(r"(\*\*|__|`)")
 _MD_TABLE_RULE = re.compile(r"\s*\|?(\s*:?-{3,}:?\s*\|)*\s*:?-{3,}:?\s*\|?\s*")
 
 
-def _read_markdown(path: Path, source: str) -> ReadResult:
+def _read_markdown(path: Path, source: str, limits: ReadLimits) -> ReadResult:
     """Headings and list items become their own blocks; link/image/emphasis markup is dropped."""
     blocks: list[str] = []
     current: list[str] = []
@@ -112,7 +120,7 @@ def _read_markdown(path: Path, source: str) -> ReadResult:
             current.clear()
 
     in_front_matter = False
-    for number, line in enumerate(_decoded(path, source).split("\n")):
+    for number, line in enumerate(_decoded(path, source, limits).split("\n")):
         if number == 0 and line.strip() == "---":
             in_front_matter = True
             continue
@@ -142,7 +150,8 @@ def _read_markdown(path: Path, source: str) -> ReadResult:
 
 
 # --- PDF ------------------------------------------------------------------------------------------
-def _read_pdf(path: Path, source: str) -> ReadResult:
+def _read_pdf(path: Path, source: str, limits: ReadLimits) -> ReadResult:
+    """A part per page; pypdf bounds each decompressed stream itself, we bound the pages and the text."""
     from pypdf import PdfReader
 
     reader = PdfReader(str(path))
@@ -151,10 +160,15 @@ def _read_pdf(path: Path, source: str) -> ReadResult:
             reader.decrypt("")
         except Exception:
             raise DocumentReadError(f"{source}: 암호가 걸린 PDF입니다 (encrypted PDF)") from None
+    if len(reader.pages) > limits.max_pdf_pages:
+        raise limits.error(source, "max_pdf_pages", f"쪽 수 {len(reader.pages):,}", f"the page count {len(reader.pages):,}")
+    budget = TextBudget(limits, source)
     result = ReadResult()
     for number, page in enumerate(reader.pages, start=1):
         try:
-            text = page.extract_text() or ""
+            text = budget.text(page.extract_text() or "")
+        except FileTooLargeError:
+            raise
         except Exception as exc:
             result.rejected.append(Rejection(source, number, f"{number}쪽을 읽을 수 없습니다 (page {number}: {type(exc).__name__}: {exc})"))
             continue
@@ -165,12 +179,19 @@ def _read_pdf(path: Path, source: str) -> ReadResult:
 
 
 # --- DOCX -----------------------------------------------------------------------------------------
-def _read_docx(path: Path, source: str) -> ReadResult:
-    """Paragraphs and tables in document order; a table row becomes `cell | cell | cell`."""
+def _read_docx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
+    """Paragraphs and tables in document order; a table row becomes `cell | cell | cell`.
+
+    python-docx parses every XML part whole, so each is first streamed once against the limits.
+    """
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    with ZipGuard(path, source, limits) as guard:
+        budget = TextBudget(limits, source)
+        for name in guard.names(".xml", ".rels"):
+            scan_xml(guard.open(name), budget)
     document = docx.Document(str(path))
     lines: list[str] = []
     for child in document.element.body.iterchildren():
@@ -206,7 +227,7 @@ _HTML_BLOCKS = (
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.I)
 
 
-def _read_html(path: Path, source: str) -> ReadResult:
+def _read_html(path: Path, source: str, limits: ReadLimits) -> ReadResult:
     """Visible text; headings, paragraphs, list items and table rows become lines (blocks)."""
     from bs4 import BeautifulSoup
 
@@ -239,33 +260,40 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _read_hwpx(path: Path, source: str) -> ReadResult:
+def _read_hwpx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
     """Contents/section0.xml, section1.xml … in order; the hp:t text of each hp:p is one paragraph.
 
     A table's cells are paragraphs nested inside the paragraph that holds the table; each paragraph
-    collects only its own runs (p > run > t), so nested cell text is not repeated.
+    collects only its own runs (p > run > t), so nested cell text is not repeated. Sections are
+    streamed within the limits; a paragraph keeps its place in document order (taken when it starts,
+    filled when it ends, after its nested cell paragraphs) and is cleared once read.
     """
     try:
-        archive = zipfile.ZipFile(path)
+        guard = ZipGuard(path, source, limits)
     except zipfile.BadZipFile:
         raise DocumentReadError(f"{source}: HWPX(zip) 파일이 아닙니다 (not a zip archive; 옛 .hwp는 .hwpx로 저장해 주세요)") from None
-    with archive:
-        sections = [n for n in archive.namelist() if re.fullmatch(r"Contents/section\d+\.xml", n)]
+    with guard:
+        sections = [n for n in guard.archive.namelist() if re.fullmatch(r"Contents/section\d+\.xml", n)]
         if not sections:
             raise DocumentReadError(f"{source}: Contents/section*.xml이 없습니다 (no OWPML sections in the archive)")
         sections.sort(key=lambda n: int(re.search(r"(\d+)\.xml$", n).group(1)))  # type: ignore[union-attr]
+        budget = TextBudget(limits, source)
         paragraphs: list[str] = []
         for name in sections:
-            root = ElementTree.fromstring(archive.read(name))
-            for element in root.iter():
+            open_slots: list[int] = []
+            for event, element in iter_xml(guard.open(name), budget, events=("start", "end")):
                 if _local(element.tag) != "p":
                     continue
-                text = "".join(
+                if event == "start":
+                    open_slots.append(len(paragraphs))
+                    paragraphs.append("")
+                    continue
+                paragraphs[open_slots.pop()] = budget.text("".join(
                     "".join(t.itertext())
                     for run in element if _local(run.tag) == "run"
                     for t in run if _local(t.tag) == "t"
-                )
-                paragraphs.append(text)
+                ))
+                element.clear()
     return _one_part(_blocks(paragraphs), source)
 
 

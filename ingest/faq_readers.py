@@ -3,7 +3,7 @@
 `read_faq(path)` returns a ReadResult: the usable rows as FaqEntry and every malformed row as a
 Rejection (file, line, reason), so one bad row never stops the rest. Problems with the whole file
 (missing, undecodable, no question/answer columns, corrupt workbook) raise instead:
-FileNotFoundError or FaqFormatError.
+FileNotFoundError or FaqFormatError; a file over a size limit (ingest/limits.py) raises FileTooLargeError.
 
 Columns (case-, space- and underscore-insensitive; a parenthesised note such as `질문(Q)` is ignored):
     question       question, q, 질문, 문의, 질문내용 …
@@ -28,6 +28,7 @@ from typing import Any
 
 from chatbot.records import FaqEntry, ReadResult, Rejection
 from chatbot.text import normalise
+from ingest.limits import FileTooLargeError, ReadLimits, ZipGuard, default_limits
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ _FIELD_OF = {alias: name for name, aliases in _ALIASES.items() for alias in alia
 _NUMBERED_ALT = re.compile(r"^(" + "|".join(_ALIASES["alternatives"]) + r")\d+$")
 _EXPECTED = "질문/question, 답변/answer (선택 optional: 번호/id, 유사질문/alternatives 또는 alt1, alt2…, 분류/category)"
 _ALT_SPLIT = re.compile(r"[|\n\r]+")
+_XLSX_MAX_COLUMNS = 256  # an FAQ table needs a handful; bounds the cells a sheet's (or a row's) claimed width makes
 
 
 def header_key(name: Any) -> str:
@@ -176,8 +178,9 @@ class _Collector:
 # --------------------------------------------------------------------------------------------
 # Formats
 # --------------------------------------------------------------------------------------------
-def read_faq(path: str | Path) -> ReadResult:
-    """Read one FAQ file (format from its extension); rows that cannot be used become Rejections."""
+def read_faq(path: str | Path, limits: ReadLimits | None = None) -> ReadResult:
+    """Read one FAQ file (format from its extension) within `limits` (default settings'); bad rows become Rejections."""
+    limits = limits or default_limits()
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"FAQ 파일이 없습니다 (file not found): {path}")
@@ -185,14 +188,16 @@ def read_faq(path: str | Path) -> ReadResult:
         raise FaqFormatError(f"{path}: 폴더입니다, FAQ 파일을 지정해 주세요 (is a folder, not a file)")
     suffix = path.suffix.lower()
     source = path.name
+    if suffix in FAQ_SUFFIXES:
+        limits.check_file(path, source)
     if suffix in (".csv", ".tsv"):
-        return _read_delimited(path, source, "\t" if suffix == ".tsv" else None)
+        return _read_delimited(path, source, "\t" if suffix == ".tsv" else None, limits)
     if suffix == ".jsonl":
-        return _read_jsonl(path, source)
+        return _read_jsonl(path, source, limits)
     if suffix == ".json":
-        return _read_json(path, source)
+        return _read_json(path, source, limits)
     if suffix == ".xlsx":
-        return _read_xlsx(path, source)
+        return _read_xlsx(path, source, limits)
     hint = " 엑셀 파일은 .xlsx로 저장해 주세요 (save as .xlsx)." if suffix in (".xls", ".xlsm", ".ods") else ""
     raise FaqFormatError(
         f"{source}: 지원하지 않는 FAQ 형식입니다 (unsupported format {suffix or '(none)'}; "
@@ -230,9 +235,11 @@ def _sniff_delimiter(text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_delimited(path: Path, source: str, delimiter: str | None) -> ReadResult:
+def _read_delimited(path: Path, source: str, delimiter: str | None, limits: ReadLimits) -> ReadResult:
     text = _read_text(path, source)
     delimiter = delimiter or _sniff_delimiter(text)
+    # the csv module's own field limit (131,072) would reject a long answer; ours is the document limit
+    csv.field_size_limit(limits.max_chars_per_document)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     collector = _Collector(source)
     columns: _Columns | None = None
@@ -240,6 +247,7 @@ def _read_delimited(path: Path, source: str, delimiter: str | None) -> ReadResul
     try:
         for cells in reader:
             line, previous_end = previous_end + 1, reader.line_num
+            limits.check_rows(line, source)
             if not any(c.strip() for c in cells):
                 continue
             if columns is None:
@@ -257,7 +265,11 @@ def _read_delimited(path: Path, source: str, delimiter: str | None) -> ReadResul
                 continue
             collector.add(line, cells, columns)
     except csv.Error as exc:
-        raise FaqFormatError(f"{source}:{reader.line_num}: CSV를 읽을 수 없습니다 (malformed CSV: {exc})") from None
+        if "field larger than field limit" in str(exc):
+            raise limits.error(source, "max_chars_per_document", f"{reader.line_num}행 칸 하나의 글자 수",
+                               f"one field's length at line {reader.line_num}") from None
+        raise FaqFormatError(f"{source}: {reader.line_num}행 (line {reader.line_num}): CSV를 읽을 수 없습니다 "
+                             f"(malformed CSV: {exc})") from None
     if columns is None:
         raise FaqFormatError(f"{source}: 빈 파일입니다 (empty file). 첫 행에 머리행이 필요합니다: {_EXPECTED}")
     return collector.result
@@ -293,13 +305,14 @@ def _add_objects(collector: _Collector, objects: Iterable[tuple[int, Any, str]],
         )
 
 
-def _read_jsonl(path: Path, source: str) -> ReadResult:
+def _read_jsonl(path: Path, source: str, limits: ReadLimits) -> ReadResult:
     text = _read_text(path, source)
     collector = _Collector(source)
     parsed: list[tuple[int, Any, str]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
+        limits.check_rows(number, source)
         try:
             parsed.append((number, json.loads(raw), "JSONL"))
         except json.JSONDecodeError as exc:
@@ -310,13 +323,13 @@ def _read_jsonl(path: Path, source: str) -> ReadResult:
     return collector.result
 
 
-def _read_json(path: Path, source: str) -> ReadResult:
+def _read_json(path: Path, source: str, limits: ReadLimits) -> ReadResult:
     """A JSON array of objects (line numbers are where each object starts) or {"faqs"|"items"|"data": [...]}."""
     text = _read_text(path, source)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FaqFormatError(f"{source}:{exc.lineno}: JSON으로 읽을 수 없습니다 (invalid JSON: {exc.msg})") from None
+        raise FaqFormatError(f"{source}: {exc.lineno}행 (line {exc.lineno}): JSON으로 읽을 수 없습니다 (invalid JSON: {exc.msg})") from None
     if isinstance(data, dict):
         inner = next((data[k] for k in ("faqs", "faq", "items", "data", "questions") if isinstance(data.get(k), list)), None)
         if inner is None:
@@ -324,6 +337,7 @@ def _read_json(path: Path, source: str) -> ReadResult:
         data = inner
     if not isinstance(data, list):
         raise FaqFormatError(f"{source}: JSON 배열이 아닙니다 (expected a list of objects)")
+    limits.check_rows(len(data), source)
     collector = _Collector(source)
     lines = list(_array_item_lines(text)) if text.lstrip().startswith("[") else []
     if len(lines) != len(data):
@@ -345,12 +359,19 @@ def _array_item_lines(text: str) -> Iterator[int]:
         _, pos = decoder.raw_decode(text, pos)
 
 
-def _read_xlsx(path: Path, source: str) -> ReadResult:
-    """The first worksheet; the first non-empty row is the header; line numbers are Excel row numbers."""
+def _read_xlsx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
+    """The first worksheet; the first non-empty row is the header; line numbers are Excel row numbers.
+
+    Read-only mode streams the sheet; the zip's declared sizes, the row count (a sheet can claim a
+    million rows in a few bytes) and the width read (_XLSX_MAX_COLUMNS) bound the work.
+    """
     from openpyxl import load_workbook
 
     try:
+        ZipGuard(path, source, limits).close()
         workbook = load_workbook(path, read_only=True, data_only=True)
+    except FileTooLargeError:
+        raise
     except Exception as exc:  # zipfile.BadZipFile, InvalidFileException, KeyError for broken parts …
         raise FaqFormatError(f"{source}: 엑셀 파일을 열 수 없습니다 (cannot open workbook: {type(exc).__name__}: {exc})") from None
     try:
@@ -358,9 +379,11 @@ def _read_xlsx(path: Path, source: str) -> ReadResult:
         log.info("%s: 첫 번째 시트 %r를 읽습니다 (first sheet)", source, sheet.title)
         collector = _Collector(source)
         columns: _Columns | None = None
-        for line, row in enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1):
+        width_read = min(sheet.max_column or _XLSX_MAX_COLUMNS, _XLSX_MAX_COLUMNS)
+        for line, row in enumerate(sheet.iter_rows(min_row=1, max_col=width_read, values_only=True), start=1):
+            limits.check_rows(line, source)
             cells = list(row)
-            if not any(_cell(c).strip() for c in cells):
+            if cells.count(None) == len(cells) or not any(_cell(c).strip() for c in cells):  # count(): fast on padding
                 continue
             if columns is None:
                 while cells and not _cell(cells[-1]).strip():

@@ -42,6 +42,7 @@ from chatbot.store import Store
 from ingest.chunking import chunk_document
 from ingest.doc_readers import DocumentReadError, iter_document_files, read_document
 from ingest.faq_readers import FAQ_SUFFIXES, FaqFormatError, read_faq
+from ingest.limits import FileTooLargeError, ReadLimits
 from ingest.records import chunk_records, faq_records, group_key
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,7 @@ def expand_paths(kind: IngestKind, paths: Iterable[str | Path]) -> list[Path]:
 
 def read_records(kind: IngestKind, path: Path, settings: Settings) -> tuple[list[Record], ReadResult]:
     """One file → its records and what the reader rejected; raises when the file cannot be read at all."""
+    limits = ReadLimits.from_settings(settings.ingest)
     if kind == "faq":
         result = read_faq(path)
         return faq_records(result.items), result
@@ -334,7 +336,7 @@ def ingest_paths(
         except FileNotFoundError:
             reject_file(source, f"파일이 없습니다 (file not found): {path}")
             continue
-        except (FaqFormatError, DocumentReadError) as exc:
+        except (FaqFormatError, DocumentReadError, FileTooLargeError) as exc:
             reject_file(source, str(exc).removeprefix(f"{source}: "))
             continue
         except Exception as exc:  # keep going with the other files; this one is reported
