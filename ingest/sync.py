@@ -245,9 +245,9 @@ def read_records(kind: IngestKind, path: Path, settings: Settings) -> tuple[list
     """One file → its records and what the reader rejected; raises when the file cannot be read at all."""
     limits = ReadLimits.from_settings(settings.ingest)
     if kind == "faq":
-        result = read_faq(path)
+        result = read_faq(path, limits)
         return faq_records(result.items), result
-    result = read_document(path)
+    result = read_document(path, limits)
     chunks = chunk_document(result.items, settings.ingest.chunk_size, settings.ingest.chunk_overlap)
     return chunk_records(chunks), result
 
