@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,6 +53,29 @@ Progress = Callable[[float, str], Any]
 COUNT_NAMES = ("added", "updated", "unchanged", "removed", "rejected")
 _LABELS = {"added": "추가", "updated": "갱신", "unchanged": "그대로", "removed": "삭제", "rejected": "거부"}
 _READ_SHARE = 0.1  # progress fraction spent reading files; the rest is encoding + writing
+StopCheck = Callable[[], bool]
+
+
+class IngestCancelled(RuntimeError):
+    """The caller's should_stop said stop: raised between files and batches, never between a write and its
+    source's deletions, so every stored record is still there and a rerun finishes the job."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "색인을 중단했습니다. 저장된 레코드는 지우지 않았고, 다시 실행하면 이어서 완료합니다 "
+            "(ingest cancelled: nothing stored was deleted; rerun to finish)"
+        )
+
+
+def stop_after(seconds: float) -> StopCheck:
+    """A should_stop for a time limit: true once `seconds` have passed since this call."""
+    deadline = time.monotonic() + seconds
+    return lambda: time.monotonic() >= deadline
+
+
+def _check_stop(should_stop: StopCheck | None) -> None:
+    if should_stop is not None and should_stop():
+        raise IngestCancelled()
 
 
 @dataclass
@@ -168,17 +192,19 @@ def plan_sync(
 
 def apply_plan(
     store: Store, encoder: Encoder, plan: SyncPlan, *, batch_size: int,
-    on_written: Callable[[int], Any] | None = None,
+    on_written: Callable[[int], Any] | None = None, should_stop: StopCheck | None = None,
 ) -> SyncCounts:
     """Encode and upsert the new records batch by batch, then delete the stale ones.
 
     Records go in length order (batches of similar length waste little on padding, as one big
     encode call would) and each batch is written to Chroma while the next one is encoded.
+    should_stop is asked before every batch and before the deletion: IngestCancelled, nothing deleted.
     """
     todo = sorted(plan.to_write, key=lambda r: (r.kind, len(r.text)))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chroma-write") as writer:
         pending: Future[int] | None = None
         for start in range(0, len(todo), batch_size):
+            _check_stop(should_stop)
             batch = todo[start : start + batch_size]
             encoded = []
             for kind in dict.fromkeys(r.kind for r in batch):
@@ -188,6 +214,7 @@ def apply_plan(
             _finish(pending, on_written)
             pending = writer.submit(_write, store, encoded)
         _finish(pending, on_written)
+    _check_stop(should_stop)
     store.delete(plan.to_delete)
     return plan.counts
 
@@ -285,6 +312,7 @@ def ingest_paths(
     show_progress: bool = False,
     encoder: Encoder | None = None,
     store: Store | None = None,
+    should_stop: StopCheck | None = None,
 ) -> IngestReport:
     """Read every file, then sync each readable source; the one function the CLI, web app and tests use.
 
@@ -300,6 +328,9 @@ def ingest_paths(
       the other kind are otherwise untouched, so `faq --rebuild` then `docs --rebuild` rebuilds both.
     - When no file could be read, neither the model nor the store is touched (store_count stays None).
     - progress(fraction, message) is called as files are read and records written.
+    - should_stop() (e.g. a cancel button, or stop_after(seconds)) is asked before each file and each
+      batch and before any deletion; when true, IngestCancelled is raised with nothing stored deleted
+      (sources finished before it are complete; a rerun completes the rest).
     - Raises EncoderMismatchError (without rebuild) and the encoder's ModelNotFoundError.
     """
     if kind not in ("faq", "docs"):
@@ -324,6 +355,7 @@ def ingest_paths(
 
     for number, path in enumerate(files):
         source = path.name
+        _check_stop(should_stop)
         say(_READ_SHARE * number / max(len(files), 1), f"{source} 읽는 중 (reading)")
         if source in loaded or source in failed:  # the first file of that name is the source; this one is not read
             report.rejected.append(Rejection(source, None, f"같은 이름의 파일이 이미 있습니다: {path} (duplicate file "
@@ -362,6 +394,7 @@ def ingest_paths(
         return report
 
     # 2. plan against the store
+    _check_stop(should_stop)
     encoder = encoder or load_encoder(settings.encoder)
     was_reset = False
     if store is None:
@@ -397,7 +430,8 @@ def ingest_paths(
                     bar.update(n)
                     say(_READ_SHARE + (1 - _READ_SHARE) * done / max(total, 1), f"{source}: {done:,}/{total:,} 레코드 (records)")
 
-                apply_plan(store, encoder, plan, batch_size=settings.ingest.batch_size, on_written=on_written)
+                apply_plan(store, encoder, plan, batch_size=settings.ingest.batch_size, on_written=on_written,
+                           should_stop=should_stop)
         if plans:
             store.mark_ingested(datetime.now(timezone.utc).isoformat())
     report.store_count = store.count()

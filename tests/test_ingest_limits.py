@@ -283,3 +283,42 @@ def test_refused_reupload_keeps_the_stored_records(make_settings, tmp_path):
     assert not report.ok and "FAQBOT_INGEST__MAX_ROWS" in str(report.rejected[0])
     assert report.sources["faq.csv"].error and report.sources["faq.csv"].deleted == 0
     assert stored(settings) == before
+
+
+# --- cancelling ------------------------------------------------------------------------------------
+def test_cancel_before_anything_touches_nothing(tmp_path):
+    from ingest.sync import IngestCancelled
+
+    settings = load_settings(store={"path": str(tmp_path / "chroma")})
+    with pytest.raises(IngestCancelled, match="rerun"):
+        ingest_paths(settings, "faq", [write_faq(tmp_path / "faq.csv")], should_stop=lambda: True)
+    assert not (tmp_path / "chroma").exists()
+
+
+def test_cancel_mid_write_deletes_nothing_and_a_rerun_finishes(make_settings, tmp_path):
+    from ingest.sync import IngestCancelled
+
+    settings = make_settings(ingest={"batch_size": 1})
+    faq = write_faq(tmp_path / "faq.csv")
+    ingest_paths(settings, "faq", [faq])
+    old = set(stored(settings))
+    faq.write_text(faq.read_text(encoding="utf-8").replace(".", "!"), encoding="utf-8")  # every answer changes
+    calls = []
+
+    def stop_after_two_batches() -> bool:
+        calls.append(1)
+        return len(calls) > 4  # the file, before the model, two batches; then stop
+
+    with pytest.raises(IngestCancelled):
+        ingest_paths(settings, "faq", [faq], should_stop=stop_after_two_batches)
+    partly = set(stored(settings))
+    assert old <= partly and len(partly - old) == 2  # two new records written, nothing deleted
+    report = ingest_paths(settings, "faq", [faq])
+    assert report.ok and report.sources["faq.csv"].deleted == len(old)
+    assert set(stored(settings)).isdisjoint(old) and len(stored(settings)) == len(old)
+
+
+def test_stop_after_is_a_deadline():
+    from ingest.sync import stop_after
+
+    assert stop_after(0)() and not stop_after(60)()
