@@ -61,6 +61,7 @@ from chatbot.pipeline import Pipeline, open_pipeline
 from chatbot.records import Hit, Record, content_hash
 from chatbot.retrieval import Retriever
 from chatbot.settings import Settings, load_settings
+from chatbot.spreadsheet_safety import safe_csv_writer
 from chatbot.store import Store, StoredRecords
 from chatbot.text import normalise
 
@@ -509,8 +510,8 @@ def write_failures(reports: Sequence[ModeReport], path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["mode", "question", "expected", "got", "score", "top1", "top1_correct"])
+        writer = safe_csv_writer(handle)  # questions and FAQ ids come from uploads: no formulas in Excel
+        writer.writerow(["mode", "question", "expected", "got", "outcome", "p", "score", "top1", "top1_correct"])
         for report in reports:
             for o in report.outcomes:
                 if o.right:
