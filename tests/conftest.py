@@ -26,7 +26,7 @@ def make_settings(tmp_path: Path, tiny_model_dir: Path):
         base = {
             "encoder": {"model": str(model or tiny_model_dir), "device": "cpu"},
             "store": {"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
-            "app": {"feedback_log": str(tmp_path / "feedback.jsonl")},
+            "app": {"feedback_log": str(tmp_path / "feedback.jsonl"), "upload_dir": str(tmp_path / "uploads")},
         }
         if model is None:
             base["answer"] = {"threshold": TINY_THRESHOLD}
@@ -61,51 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `chroma run` server on a free loopback port, stopped at the end of the session."""
-    import shutil
-    import subprocess
-    import sys
-    import time
+    from tests.helpers import start_chroma, stop
 
-    import httpx
-
-    chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    if not Path(chroma).exists():
-        pytest.fail("the `chroma` CLI (shipped with chromadb) is not installed")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("chroma-server")
-    log = open(folder / "server.log", "wb")
-    proc = subprocess.Popen(
-        [chroma, "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"chroma server did not start: {(folder / 'server.log').read_text(errors='replace')[-2000:]}")
+    proc, port = start_chroma(tmp_path_factory.mktemp("chroma-server"))
     yield {"host": "127.0.0.1", "port": port}
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop(proc)
 
 
 @pytest.fixture(params=["embedded", "server"])

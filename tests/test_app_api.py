@@ -1,9 +1,7 @@
 """The JSON API over the real retriever (tiny model): answers, fallback, validation, health, feedback, load."""
 from __future__ import annotations
 
-import csv
 import json
-import socket
 import statistics
 import threading
 import time
@@ -17,29 +15,18 @@ from fastapi.testclient import TestClient
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.pipeline import open_pipeline
 from chatbot.records import Answer
-from chatbot.webapp import Service, answer_html, build_api, build_catalog, create_app, describe_source
+from chatbot.web.api import build_api
+from chatbot.web.app import create_app
+from chatbot.web.render import answer_html, describe_source
+from chatbot.web.service import Service, build_catalog
+from tests.helpers import FAQ_ROWS, free_port, write_faq
 
-FAQ = [
-    # id, category, question, answer, alternatives
-    ("ship-1", "배송", "배송은 얼마나 걸리나요?", "주문 후 2~3일 안에 도착합니다.", "택배는 언제 도착해요?"),
-    ("refund-1", "환불", "환불은 어떻게 받나요?", "반품이 확인되면 3영업일 안에 환불됩니다.", "돈 돌려받고 싶어요"),
-    ("account-1", "회원", "비밀번호를 잊어버렸어요", "로그인 화면에서 비밀번호 찾기를 누르세요.", ""),
-    ("coupon-1", "쿠폰", "쿠폰은 어디에서 입력하나요?", "결제 화면에서 쿠폰 코드를 입력합니다.", ""),
-]
-
-
-def write_faq(folder: Path, rows=FAQ) -> Path:
-    path = folder / "faq.csv"
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "category", "question", "answer", "alternatives"])
-        writer.writerows(rows)
-    return path
+FAQ = FAQ_ROWS
 
 
 @pytest.fixture()
 def settings(make_settings, tmp_path):
-    faq = write_faq(tmp_path)
+    faq = write_faq(tmp_path / "faq.csv")
     return make_settings(app={"feedback_log": str(tmp_path / "feedback.jsonl"), "sample_faq": [str(faq)], "sample_docs": []})
 
 
@@ -183,7 +170,7 @@ def test_bad_feedback_is_422(client, body):
 
 def test_feedback_log_survives_concurrent_writers(tmp_path):
     path = tmp_path / "fb.jsonl"
-    long_question = "가나다라마바사 " * 3000  # ~24 KB lines: interleaving would break them
+    long_question = "가나다라마바사 " * 1200  # ~25 KB lines (under the 10,000-character cap): interleaving would break them
 
     def write(i: int) -> None:
         FeedbackLog(path).append(Feedback(question=f"{i} {long_question}", rating="up" if i % 2 else "down", score=i / 20))
@@ -234,18 +221,12 @@ def test_catalog_has_categories_and_examples_round_robin():
 
 
 # --- the real server: start-up, then 50 parallel questions -----------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture()
 def live_server(settings):
     """create_app (page + API) under uvicorn on a free loopback port; the sample FAQ is ingested at start."""
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -305,7 +286,7 @@ def test_live_server_answers_50_parallel_questions(live_server, settings):
 
 
 def test_uploads_are_sorted_into_faq_and_documents_by_extension():
-    from chatbot.webapp import split_by_kind
+    from chatbot.web.reports import split_by_kind
 
     kinds, unknown = split_by_kind([Path("a.csv"), Path("b.XLSX"), Path("guide.pdf"), Path("notes.md"), Path("x.exe")])
     assert kinds == {"faq": [Path("a.csv"), Path("b.XLSX")], "docs": [Path("guide.pdf"), Path("notes.md")]}

@@ -5,21 +5,15 @@ a small FAQ that holds an HTML/JS payload; screenshots go to artifacts/ (git-ign
 """
 from __future__ import annotations
 
-import csv
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from chatbot.settings import PROJECT_ROOT
-from tests.tiny_model import TINY_THRESHOLD
+from tests.helpers import app_env, running_app, write_faq
 
 pytestmark = pytest.mark.browser
 
@@ -39,71 +33,13 @@ EXTRA_FAQ = [("gift-1", "선물", "선물 포장이 되나요?", "결제 화면�
 PASSWORD = "운영-비밀-1234"
 
 
-def _write_faq(path: Path, rows) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", "category", "question", "answer", "alternatives"])
-        writer.writerows(rows)
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
     """The real entry point (`python app.py`) on a free loopback port, sample FAQ ingested at start-up."""
     tmp = tmp_path_factory.mktemp("browser")
-    faq = _write_faq(tmp / "faq.csv", FAQ)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "FAQBOT_ENCODER__MODEL": str(tiny_model_dir),
-        "FAQBOT_ENCODER__DEVICE": "cpu",
-        "FAQBOT_ANSWER__THRESHOLD": str(TINY_THRESHOLD),
-        "FAQBOT_STORE__PATH": str(tmp / "chroma"),
-        "FAQBOT_STORE__CACHE_DIR": str(tmp / "cache"),
-        "FAQBOT_APP__FEEDBACK_LOG": str(tmp / "feedback.jsonl"),
-        "FAQBOT_APP__SAMPLE_FAQ": json.dumps([str(faq)]),
-        "FAQBOT_APP__SAMPLE_DOCS": "[]",
-        "FAQBOT_APP__PASSWORD": PASSWORD,
-        "HF_HUB_OFFLINE": "1",
-        "GRADIO_ANALYTICS_ENABLED": "False",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = tmp / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app.py exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"app.py never became healthy:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                health = httpx.get(f"{base}/api/health", timeout=2)
-                if health.status_code == 200:
-                    break
-                if health.json().get("status") == "error":
-                    pytest.fail(f"app.py could not start: {health.json()}\n{log_path.read_text(errors='replace')[-3000:]}")
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        yield {"base": base, "log": log_path, "feedback": tmp / "feedback.jsonl", "tmp": tmp}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = app_env(tmp, tiny_model_dir, write_faq(tmp / "faq.csv", FAQ), app__password=PASSWORD)
+    with running_app(tmp, env) as server:
+        yield {**server, "feedback": tmp / "feedback.jsonl"}
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +178,7 @@ def test_operator_tab_needs_the_password_then_ingests_an_upload(page, server):
     page.get_by_role("button", name="잠금 해제").click()
     page.locator("#ingest").wait_for(state="visible", timeout=10_000)
 
-    upload = _write_faq(server["tmp"] / "extra-faq.csv", EXTRA_FAQ)
+    upload = write_faq(server["tmp"] / "extra-faq.csv", EXTRA_FAQ)
     page.locator("#upload input[type=file]").set_input_files(str(upload))  # kind from the extension
     page.get_by_text("extra-faq.csv").first.wait_for(timeout=10_000)
     page.click("#ingest")

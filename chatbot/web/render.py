@@ -1,0 +1,107 @@
+"""What the page shows, as small HTML/Markdown strings. All stored or typed text is escaped here.
+
+Safety: FAQ and document text is shown as text. Every piece of stored or typed text that reaches the
+chat goes through html.escape before it is put into the small HTML we build; the Chatbot has
+Markdown and LaTeX rendering off and keeps Gradio's HTML sanitiser on as a second layer, and
+suggestion buttons are rendered by Gradio as text nodes.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from chatbot.records import Answer
+
+CLARIFY_TITLE = "혹시 이 질문을 찾으셨나요?"
+
+
+def text_html(text: Any) -> str:
+    """Stored or typed text → HTML that shows exactly that text (tags included, never interpreted)."""
+    return html.escape(str(text), quote=True).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def md_text(value: Any) -> str:
+    """Plain text for a gr.Markdown line: HTML escaped, Markdown punctuation neutralised."""
+    return "".join(f"&#{ord(ch)};" if ch in "\\`*_{}[]()#+-.!|<>&~$" else ch for ch in str(value))
+
+
+def md_code(value: Any) -> str:
+    return str(value).replace("`", "'")
+
+
+def describe_source(source: dict[str, Any]) -> str:
+    """'guide.pdf · 3쪽 · 조각 2' or 'faq.csv · FAQ ship-1 · 배송' (plain text; escape before HTML)."""
+    parts = [str(source.get("source") or "?")]
+    if source.get("kind") == "doc":
+        if source.get("page") is not None:
+            parts.append(f"{source['page']}쪽")
+        if source.get("chunk_index") is not None:
+            parts.append(f"조각 {source['chunk_index']}")
+    else:
+        if source.get("faq_id"):
+            parts.append(f"FAQ {source['faq_id']}")
+        if source.get("category"):
+            parts.append(str(source["category"]))
+    return " · ".join(parts)
+
+
+def answer_id(answer: Answer) -> str | None:
+    """What a 👍/👎 rates: the FAQ id, or the passage's record id."""
+    if answer.faq_id:
+        return answer.faq_id
+    if answer.type == "doc" and answer.sources:
+        return str(answer.sources[0].get("id") or "") or None
+    return None
+
+
+def follow_ups(answer: Answer) -> list[str]:
+    """The questions offered as buttons under an answer: clarify candidates, else fallback suggestions."""
+    candidates = getattr(answer, "candidates", ()) or ()
+    if answer.type == "clarify" and candidates:
+        return [str(c.get("question", "")) for c in candidates if c.get("question")]
+    if answer.type == "fallback":
+        return list(answer.suggestions)
+    return []
+
+
+def answer_html(answer: Answer) -> str:
+    """The assistant message: matched question or quoted passage, source, score. All text escaped."""
+    score = f"점수 {answer.score:.3f}"
+    p = getattr(answer, "p", None)
+    if p is not None:
+        score += f" · 확신도 {p:.0%}"
+    if answer.type == "faq":
+        source = describe_source(answer.sources[0]) if answer.sources else ""
+        return (
+            f"<p><b>Q. {text_html(answer.matched_question or '')}</b></p>"
+            f"<p>{text_html(answer.answer)}</p>"
+            f"<p><small>📄 출처: {text_html(source)} · {score}</small></p>"
+        )
+    if answer.type == "doc":
+        sources = "<br>".join(f"📄 {text_html(describe_source(s))}" for s in answer.sources)
+        return (
+            "<p><b>문서에서 찾은 내용입니다.</b></p>"
+            f"<blockquote>{text_html(answer.answer)}</blockquote>"
+            f"<p><small>{sources}<br>{score}</small></p>"
+        )
+    if answer.type == "clarify":
+        return (
+            f"<p><b>{text_html(CLARIFY_TITLE)}</b></p>"
+            "<p><small>💡 아래에서 찾으시는 질문을 눌러 주세요. 없으면 다른 표현으로 다시 물어봐 주세요.</small></p>"
+        )
+    hint = "아래 추천 질문을 누르면 바로 물어볼 수 있어요." if answer.suggestions else "다른 표현으로 다시 물어봐 주세요."
+    best = f" (가장 가까운 후보의 {score})" if answer.score else ""
+    return f"<p>{text_html(answer.answer)}</p><p><small>💡 {hint}{best}</small></p>"
+
+
+def error_html(message: Any) -> str:
+    return f"<p>{text_html(message)}</p>"
+
+
+def status_markdown(state: str, detail: str) -> str:
+    """The status line above the chat while the service starts (empty once ready)."""
+    if state == "error":
+        return f"⚠️ 챗봇을 시작하지 못했습니다: {md_text(detail)}"
+    if state != "ready":
+        return f"⏳ 준비 중입니다… {md_text(detail)}"
+    return ""
