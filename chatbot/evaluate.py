@@ -511,7 +511,7 @@ def write_failures(reports: Sequence[ModeReport], path: Path) -> int:
     rows = 0
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = safe_csv_writer(handle)  # questions and FAQ ids come from uploads: no formulas in Excel
-        writer.writerow(["mode", "question", "expected", "got", "outcome", "p", "score", "top1", "top1_correct"])
+        writer.writerow(["mode", "question", "expected", "got", "score", "top1", "top1_correct"])
         for report in reports:
             for o in report.outcomes:
                 if o.right:
