@@ -2,18 +2,28 @@
 
 Our encoder computes every embedding and hands vectors to Chroma, so the store never falls back to
 Chroma's own default embedding function.
+
+Backends (``encoder.backend``): the SentenceTransformer (torch) is always loaded -- training, the static
+distillation and benches use it -- and with ``auto``/``onnx`` an ONNX Runtime copy of the same model
+(chatbot/onnx_encoder.py) does the encoding: ~3× faster for one question on CPU and about equal for
+batches of 64 (bench/encoder_backends.py), so it serves every call up to ``onnx_max_batch`` (0 = all).
+Both give the same vectors, so the identity a store records does not name the backend. Single-question
+calls from concurrent threads are micro-batched (chatbot/batching.py).
 """
 from __future__ import annotations
 
 import logging
 import math
 import os
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from chatbot.batching import MicroBatcher
+from chatbot.onnx_encoder import OnnxEncoder, OnnxUnavailableError
 from chatbot.settings import EncoderSettings
 from chatbot.text import correct_spacing, normalise
 
@@ -86,12 +96,20 @@ def _from_hub(model: str, timeout_s: float) -> ResolvedModel:
 
 
 class Encoder:
-    """A loaded SentenceTransformer with the prefixes and input policy of the settings."""
+    """A loaded SentenceTransformer (+ optional ONNX Runtime copy) with the prefixes and input policy of the settings."""
 
-    def __init__(self, model, resolved: ResolvedModel, settings: EncoderSettings) -> None:
+    def __init__(self, model, resolved: ResolvedModel, settings: EncoderSettings, onnx: OnnxEncoder | None = None) -> None:
         self.model = model
         self.resolved = resolved
         self.settings = settings
+        self.onnx = onnx
+        self._batcher: MicroBatcher[str] | None = None
+        self._batcher_lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        """What encodes a small call: "onnx" or "torch" (large calls may go to torch, see onnx_max_batch)."""
+        return "torch" if self.onnx is None else "onnx"
 
     @property
     def model_id(self) -> str:
@@ -115,15 +133,40 @@ class Encoder:
         return correct_spacing(text) if self.settings.input == "normalised" else normalise(text)
 
     def encode_questions(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        """FAQ questions and user questions share one prefix: matching is question-to-question."""
-        return self._encode([self.settings.question_prefix + self.prepare(t) for t in texts], show_progress)
+        """FAQ questions and user questions share one prefix: matching is question-to-question.
+
+        A one-question call is micro-batched with those of other threads (``micro_batch_max`` > 1).
+        """
+        prepared = [self.settings.question_prefix + self.prepare(t) for t in texts]
+        if len(prepared) == 1 and self.settings.micro_batch_max > 1:
+            return self._micro_batcher()(prepared[0])[None, :]
+        return self._encode(prepared, show_progress)
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         return self._encode([self.settings.passage_prefix + self.prepare(t) for t in texts], show_progress)
 
+    def close(self) -> None:
+        """Stop the micro-batching worker (it is restarted if the encoder is used again)."""
+        with self._batcher_lock:
+            batcher, self._batcher = self._batcher, None
+        if batcher is not None:
+            batcher.close()
+
+    def _micro_batcher(self) -> MicroBatcher[str]:
+        with self._batcher_lock:
+            if self._batcher is None:
+                self._batcher = MicroBatcher(
+                    lambda texts: self._encode(texts, False), self.settings.micro_batch_max,
+                    self.settings.micro_batch_wait_ms, name=f"encoder-batcher-{self.model_id[-40:]}",
+                )
+            return self._batcher
+
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        limit = self.settings.onnx_max_batch
+        if self.onnx is not None and (limit == 0 or len(texts) <= limit):
+            return self.onnx.encode(texts, self.settings.batch_size, show_progress)
         vectors = self.model.encode(
             texts,
             batch_size=self.settings.batch_size,
@@ -150,7 +193,25 @@ def _load_cached(settings_json: str) -> Encoder:
     model = SentenceTransformer(str(resolved.path), device=device)
     # Never past the model's own position limit (a small model may allow fewer than configured).
     model.max_seq_length = min(settings.max_seq_length, model.max_seq_length or settings.max_seq_length)
-    return Encoder(model, resolved, settings)
+    return Encoder(model, resolved, settings, _load_onnx(model, resolved, settings, device))
+
+
+def _load_onnx(model, resolved: ResolvedModel, settings: EncoderSettings, device: str) -> OnnxEncoder | None:
+    """The ONNX Runtime copy for backend auto/onnx; auto falls back to torch (logged) when it cannot be had."""
+    if settings.backend == "torch":
+        return None
+    if settings.backend == "auto" and device != "cpu":
+        log.info("encoder.backend auto: torch on %s (the ONNX path runs on CPU)", device)
+        return None
+    try:
+        onnx = OnnxEncoder.for_model(model, resolved.path, settings.onnx_int8)
+    except OnnxUnavailableError as exc:
+        if settings.backend == "onnx":
+            raise
+        log.warning("encoder.backend auto: ONNX Runtime unavailable for %s (%s); using torch", resolved.model_id, exc)
+        return None
+    log.info("Encoder %s runs on ONNX Runtime (%s)", resolved.model_id, onnx.path.name)
+    return onnx
 
 
 def _default_device() -> str:

@@ -27,6 +27,12 @@ class EncoderSettings(BaseModel):
     passage_prefix: str = "passage: "
     input: Literal["raw", "normalised"] = "raw"
     hub_timeout_s: float = 5.0
+    # auto = ONNX Runtime when importable and the model exports, else torch (logged); see chatbot/onnx_encoder.py
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    onnx_int8: bool = False  # dynamic int8 ONNX weights: faster, lower quality (bench/encoder_backends.py)
+    onnx_max_batch: int = Field(0, ge=0)  # calls with more texts than this go to torch; 0 = ONNX for all sizes
+    micro_batch_max: int = Field(32, ge=1)  # concurrent 1-question calls encoded together; 1 = off
+    micro_batch_wait_ms: float = Field(2.0, ge=0.0)  # how long a forming batch waits for more (a lone call never waits)
 
 
 class TextSettings(BaseModel):

@@ -1,0 +1,218 @@
+"""ONNX Runtime inference for a sentence-transformers folder: export once, then encode without torch.
+
+Why not sentence-transformers' own ``backend="onnx"``: it needs optimum-onnx, which pins
+transformers < 4.58. So the whole SentenceTransformer forward (transformer + pooling + normalise, whatever
+modules the folder has) is exported here with ``torch.onnx.export(dynamo=True)`` and run by
+onnxruntime with the very tokenizer the torch model uses. Vectors match torch at cosine ≥ 0.9999, so
+a store built with one backend is queried with the other (the encoder identity has no backend in it).
+
+The file is cached per model *content*: inside the model folder (``onnx/<key>/``) when it is writable,
+else under ``$FAQBOT_CACHE_DIR/onnx/<key>/`` (default ``~/.cache/faqbot``). A retrained folder has other
+weights, so it gets its own export on first use.
+
+Graph optimisation: ORT's session-level ``ORT_ENABLE_ALL``. ``onnxruntime.transformers.optimizer``
+(model_type bert, 12 heads, hidden 384) was measured and is not used: on the dynamo graph it fuses no
+attention (only BiasGelu/LayerNorm) and batched throughput dropped (≈190/s vs ≈225/s, same run).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = 1  # bump when the exported graph changes: older files are then exported again
+MODEL_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+INPUTS = ("input_ids", "attention_mask")
+OUTPUT = "sentence_embedding"
+
+
+class OnnxUnavailableError(RuntimeError):
+    """onnxruntime/onnxscript is missing, or this model's forward could not be exported."""
+
+
+def onnx_runtime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------ cache location
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over every file's relative path and content (our own ``onnx/`` folder excluded); ~0.4 s for e5."""
+    digest = hashlib.sha256(f"export-format {EXPORT_FORMAT}\n".encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _is_ours(p.relative_to(folder))):
+        digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def _is_ours(relative: Path) -> bool:
+    return relative.parts[0] == "onnx" or relative.name.startswith(".")
+
+
+def onnx_dir(folder: Path) -> Path:
+    """Where this folder's ONNX files live: in the folder when writable, else the user cache."""
+    key = folder_fingerprint(folder)
+    if os.access(folder, os.W_OK):
+        return folder / "onnx" / key
+    root = os.environ.get("FAQBOT_CACHE_DIR")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "faqbot"
+    return base / "onnx" / key
+
+
+# ------------------------------------------------------------------------------------------ export
+def export_onnx(model, target: Path) -> Path:
+    """Export ``model`` (a SentenceTransformer) to ``target``; inputs ids + mask, output the pooled vector."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a dependency
+        raise OnnxUnavailableError("torch is needed to export") from exc
+
+    class _Forward(torch.nn.Module):
+        """Positional (input_ids, attention_mask) → sentence_embedding, the signature ORT is given."""
+
+        def __init__(self, st) -> None:
+            super().__init__()
+            self.st = st
+
+        def forward(self, input_ids, attention_mask):
+            return self.st({"input_ids": input_ids, "attention_mask": attention_mask, "modality": "text"})[OUTPUT]
+
+    sample = model.preprocess(["query: 배송은 얼마나 걸리나요? 주문 후 확인", "query: 네"])
+    args = tuple(sample[name].to("cpu") for name in INPUTS)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
+    started = time.monotonic()
+    device = model.device
+    model.to("cpu").eval()
+    try:
+        with torch.no_grad(), _quiet("onnx_ir", "onnxscript", "torch.onnx"):
+            program = torch.onnx.export(
+                _Forward(model).eval(), args, dynamo=True, input_names=list(INPUTS), output_names=[OUTPUT],
+                dynamic_shapes={name: {0: batch, 1: seq} for name in INPUTS}, optimize=True, verbose=False,
+            )
+    except ImportError as exc:
+        raise OnnxUnavailableError(f"exporting needs onnxscript ({exc})") from exc
+    except Exception as exc:
+        raise OnnxUnavailableError(f"torch.onnx.export failed for this model: {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.to(device)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        program.save(str(Path(tmp) / target.name), external_data=False)
+        os.replace(Path(tmp) / target.name, target)  # atomic: a reader never sees half a file
+    log.info("exported %s to ONNX in %.1f s", target.parent, time.monotonic() - started)
+    return target
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """The exporter logs hundreds of INFO lines per export; keep the app's log readable."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def quantize_int8(source: Path, target: Path) -> Path:
+    """Dynamic int8 weights (faster on CPU; measured quality cost in bench/encoder_backends.py)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quant-") as tmp:
+        quantize_dynamic(str(source), str(Path(tmp) / target.name), weight_type=QuantType.QInt8)
+        os.replace(Path(tmp) / target.name, target)
+    return target
+
+
+def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
+    """The cached ONNX file for this model folder, exported (and quantised) on first use."""
+    if not onnx_runtime_available():
+        raise OnnxUnavailableError("onnxruntime is not installed")
+    directory = onnx_dir(folder)
+    fp32 = directory / MODEL_FILE
+    if not fp32.exists():
+        log.info("No ONNX export of %s yet; exporting into %s (once, ~20 s for e5-small)", folder, directory)
+        export_onnx(model, fp32)
+        (directory / "export.json").write_text(json.dumps({"source": str(folder), "format": EXPORT_FORMAT}) + "\n")
+    if not int8:
+        return fp32
+    quantised = directory / INT8_FILE
+    return quantised if quantised.exists() else quantize_int8(fp32, quantised)
+
+
+# ------------------------------------------------------------------------------------------ inference
+class OnnxEncoder:
+    """An ORT session + a private copy of the model's tokenizer; same truncation, pooling and normalisation."""
+
+    def __init__(self, path: Path, tokenizer, max_seq_length: int, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or _cores()
+        options.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # A copy: transformers re-configures its backend tokenizer on every call, which is not thread-safe.
+        self.tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.tokenizer.enable_truncation(max_seq_length)
+        self.tokenizer.no_padding()  # each length-sorted batch is padded to its own longest text below
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    @classmethod
+    def for_model(cls, model, folder: Path, int8: bool = False) -> "OnnxEncoder":
+        """Export-if-needed and load, for a loaded SentenceTransformer ``model`` read from ``folder``."""
+        path = ensure_onnx_file(model, folder, int8)
+        try:
+            return cls(path, model.tokenizer, int(model.max_seq_length))
+        except Exception as exc:  # onnxruntime raises its own exception types for graphs it cannot load
+            raise OnnxUnavailableError(f"onnxruntime could not load {path}: {type(exc).__name__}: {exc}") from exc
+
+    def encode(self, texts: list[str], batch_size: int = 32, show_progress: bool = False) -> np.ndarray:
+        """Unit vectors in input order; batches are formed in length order so little padding is run."""
+        encodings = self.tokenizer.encode_batch(texts) if len(texts) > 1 else [self.tokenizer.encode(texts[0])]
+        order = np.argsort([-len(e.ids) for e in encodings], kind="stable")
+        starts = range(0, len(texts), batch_size)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encoding (onnx)", unit="batch")
+        parts = [self._run([encodings[i].ids for i in order[start:start + batch_size]]) for start in starts]
+        out = np.empty_like(parts[0], shape=(len(texts), parts[0].shape[1]))
+        out[order] = np.concatenate(parts)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = row
+            mask[i, :len(row)] = 1
+        return np.asarray(self.session.run([OUTPUT], {"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,139 @@
+"""The ONNX Runtime backend gives the torch vectors, caches its export per model content, and falls back cleanly."""
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot import onnx_encoder
+from chatbot.encoder import Encoder, _load_cached
+from chatbot.onnx_encoder import INT8_FILE, MODEL_FILE, OnnxUnavailableError, onnx_dir
+from chatbot.settings import EncoderSettings
+
+SUBJECTS = ["배송", "환불", "교환", "쿠폰", "비밀번호", "회원 탈퇴", "적립금", "주문 취소", "영수증", "고객센터",
+            "결제 수단", "해외 배송", "선물 포장", "재입고 알림", "앱 로그인"]
+ASKS = ["은 언제 되나요?", " 어떻게 하나요", "이 안 돼요 ㅠㅠ", " 관련해서 문의드립니다.", " 방법 좀 알려주세요!!",
+        " 가능한가요", "?", " 했는데 아직 처리가 안 됐어요. 확인 부탁드립니다", " 조건이 궁금합니다 (주말 포함?)",
+        " is it possible? 영어로 물어봐도 되나요"]
+OPENERS = ["", "혹시 ", "안녕하세요. ", "급해요! "]
+
+
+def korean_sentences(n: int = 320, seed: int = 7) -> list[str]:
+    """Varied inputs: short and long, punctuation, English mixed in, emoji, and some past any max length."""
+    rng = random.Random(seed)
+    base = [o + s + a for o, s, a in itertools.product(OPENERS, SUBJECTS, ASKS)]
+    rng.shuffle(base)
+    out = base[: n - 20]
+    out += [" ".join(rng.sample(base, 12)) for _ in range(10)]  # several hundred tokens: truncation
+    out += ["네", "ㅋㅋㅋ", "😀 배송 🚚", "   띄어쓰기   많은   질문  ", "A/S 1588-0000 09:00~18:00", "환불" * 40,
+            "Where is my order?", "주문번호 20240101-0001 조회", "가", "?!"]
+    return out[:n]
+
+
+def _load(model: Path, **fields) -> Encoder:
+    """A fresh (uncached) encoder, so monkeypatched modules are really used."""
+    return _load_cached.__wrapped__(EncoderSettings(model=str(model), device="cpu", **fields).model_dump_json())
+
+
+def _assert_same_vectors(a: Encoder, b: Encoder, texts: list[str]) -> None:
+    for encode in ("encode_questions", "encode_passages"):
+        va, vb = getattr(a, encode)(texts), getattr(b, encode)(texts)
+        cosines = np.sum(va * vb, axis=1)
+        assert cosines.min() >= 0.9999, (encode, float(cosines.min()), texts[int(cosines.argmin())])
+
+
+def test_tiny_onnx_matches_torch(tiny_model_dir):
+    onnx, torch = _load(tiny_model_dir, backend="onnx"), _load(tiny_model_dir, backend="torch")
+    assert (onnx.backend, torch.backend) == ("onnx", "torch")
+    texts = korean_sentences()
+    assert len(set(texts)) >= 300
+    _assert_same_vectors(onnx, torch, texts)
+    # one text alone (no padding) and inside a padded batch give the same vector
+    assert np.allclose(onnx.encode_questions(texts[:1])[0], onnx.encode_questions(texts[:40])[0], atol=1e-5)
+    assert onnx.identity() == torch.identity()  # a store built by one backend is read by the other
+    assert (onnx_dir(tiny_model_dir) / MODEL_FILE).is_file()
+
+
+@pytest.mark.e5
+def test_e5_onnx_matches_torch(e5_dir):
+    onnx, torch = _load(e5_dir, backend="onnx"), _load(e5_dir, backend="torch")
+    _assert_same_vectors(onnx, torch, korean_sentences())
+    assert onnx.identity() == torch.identity()
+
+
+def test_export_is_reused(tiny_model_dir, monkeypatch):
+    _load(tiny_model_dir, backend="onnx")  # exported at most once per model content
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the file is cached")
+
+    monkeypatch.setattr(onnx_encoder, "export_onnx", no_export)
+    assert _load(tiny_model_dir, backend="onnx").backend == "onnx"
+
+
+def test_retrained_folder_gets_its_own_export(tiny_model_dir, tmp_path):
+    """A chatbot.train output is just another folder: exported on first use, with its own weights."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tiny_model_dir), device="cpu")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    tuned = tmp_path / "tuned"
+    model.save(str(tuned))
+    onnx, torch_encoder = _load(tuned, backend="onnx"), _load(tuned, backend="torch")
+    texts = korean_sentences(60)
+    _assert_same_vectors(onnx, torch_encoder, texts)
+    assert onnx_dir(tuned) != onnx_dir(tiny_model_dir) and (onnx_dir(tuned) / MODEL_FILE).is_file()
+    base = _load(tiny_model_dir, backend="onnx").encode_questions(texts[:5])
+    assert not np.allclose(base, onnx.encode_questions(texts[:5]), atol=1e-3)
+
+
+def test_read_only_folder_exports_into_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAQBOT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_encoder.os, "access", lambda path, mode: False)
+    encoder = _load(tiny_model_dir, backend="onnx")
+    assert encoder.onnx is not None and encoder.onnx.path.is_relative_to(tmp_path / "cache" / "onnx")
+
+
+def test_auto_falls_back_to_torch_with_a_log_line(tiny_model_dir, monkeypatch, caplog):
+    monkeypatch.setattr(onnx_encoder, "onnx_runtime_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="chatbot.encoder"):
+        encoder = _load(tiny_model_dir, backend="auto")
+    assert encoder.backend == "torch" and "using torch" in caplog.text
+    assert encoder.encode_questions(["배송 언제 와요?"]).shape == (1, encoder.dimension)
+    with pytest.raises(OnnxUnavailableError):
+        _load(tiny_model_dir, backend="onnx")
+
+
+def test_failed_export_falls_back(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_encoder, "onnx_dir", lambda folder: tmp_path / "fresh")
+
+    def broken(model, target):
+        raise OnnxUnavailableError("this model's forward cannot be exported")
+
+    monkeypatch.setattr(onnx_encoder, "export_onnx", broken)
+    assert _load(tiny_model_dir, backend="auto").backend == "torch"
+
+
+def test_large_calls_can_go_to_torch(tiny_model_dir):
+    encoder = _load(tiny_model_dir, backend="onnx", onnx_max_batch=4)
+    calls = []
+    original = encoder.onnx.encode
+    encoder.onnx.encode = lambda texts, *a: calls.append(len(texts)) or original(texts, *a)
+    encoder.encode_passages(["짧은 문서"] * 3)
+    encoder.encode_passages(["긴 배치"] * 10)
+    assert calls == [3]
+
+
+def test_int8_option(tiny_model_dir):
+    int8, fp32 = _load(tiny_model_dir, backend="onnx", onnx_int8=True), _load(tiny_model_dir, backend="onnx")
+    assert int8.onnx.path.name == INT8_FILE
+    texts = korean_sentences(40)
+    cosines = np.sum(int8.encode_questions(texts) * fp32.encode_questions(texts), axis=1)
+    assert cosines.min() > 0.9  # close, not identical: the quality cost is measured in bench/encoder_backends.py
