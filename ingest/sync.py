@@ -289,6 +289,37 @@ def _nothing_usable(kind: IngestKind, result: ReadResult) -> str:
     return f"{what}; 이 출처의 저장된 레코드는 그대로 둡니다 (stored records of this source kept)"
 
 
+def faq_id_clashes(store: Store | None, loaded: dict[str, list[Record]], *, shown: int = 5) -> list[str]:
+    """Notes for FAQ ids found in more than one file (of this run, or stored from another file).
+
+    Retrieval groups records by FAQ id, so two files sharing an id mix their answers: worth a warning,
+    not a rejection (moving an FAQ from one file to another passes through this state).
+    """
+    owners: dict[str, set[str]] = defaultdict(set)
+    for source, records in loaded.items():
+        for record in records:
+            owners[str(record.metadata["faq_id"])].add(source)
+    ids = sorted(owners)
+    for start in range(0, len(ids) if store is not None else 0, 500):  # only the ids of this run are looked up
+        where = {"$and": [{"kind": "faq"}, {"faq_id": {"$in": ids[start : start + 500]}}]}
+        for source, key in stored_groups(store, where).values():
+            if source not in loaded:
+                owners[key.removeprefix("faq:")].add(source)
+    by_files: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for faq_id, sources in owners.items():
+        if len(sources) > 1:
+            by_files[tuple(sorted(sources))].append(faq_id)
+    notes = []
+    for sources, clashing in sorted(by_files.items()):
+        listed = ", ".join(map(repr, clashing[:shown])) + (f" 외 {len(clashing) - shown}개 (and {len(clashing) - shown} more)"
+                                                          if len(clashing) > shown else "")
+        notes.append(
+            f"같은 FAQ ID가 여러 파일에 있습니다 (same FAQ id in several files): {' · '.join(sources)}: {listed}. "
+            f"검색에서 한 FAQ로 묶여 답이 섞일 수 있으니 ID를 고쳐 주세요 (retrieval groups them as one FAQ; give them distinct ids)"
+        )
+    return notes
+
+
 # --------------------------------------------------------------------------------------------
 # The entry point
 # --------------------------------------------------------------------------------------------
@@ -405,6 +436,10 @@ def ingest_paths(
             "(collection rebuilt for the new encoder; re-ingest the other kind too)"
         )
     record_kind = "faq" if kind == "faq" else "doc"
+    if kind == "faq":
+        for note in faq_id_clashes(store, loaded):
+            log.warning("%s", note)
+            report.notes.append(note)
     plans: list[SyncPlan] = []
     for source, records in loaded.items():
         plan = plan_sync(store, source, records, kind=record_kind, rejected=report.sources[source].rejected, reencode=rebuild)

@@ -322,3 +322,19 @@ def test_stop_after_is_a_deadline():
     from ingest.sync import stop_after
 
     assert stop_after(0)() and not stop_after(60)()
+
+
+# --- the same FAQ id in two files -----------------------------------------------------------------
+def test_same_faq_id_in_two_files_is_a_warning_naming_both(make_settings, tmp_path, caplog):
+    settings = make_settings()
+    first = write_faq(tmp_path / "a.csv")
+    second = tmp_path / "b.csv"
+    second.write_text("id,question,answer\nd-1,택배는 언제 와요?,내일 옵니다.\nz-9,영업시간은요?,9시부터 6시까지입니다.\n", encoding="utf-8")
+    report = ingest_paths(settings, "faq", [first, second])  # in one run
+    (note,) = [n for n in report.notes if "same FAQ id" in n]
+    assert "a.csv · b.csv" in note and "'d-1'" in note and "z-9" not in note
+    assert any("same FAQ id" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+    second_only = ingest_paths(settings, "faq", [second])  # a.csv is only in the store now
+    assert any("a.csv · b.csv" in n and "'d-1'" in n for n in second_only.notes)
+    assert second_only.ok  # a warning, not a rejection
