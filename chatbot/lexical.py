@@ -80,6 +80,8 @@ class LexicalIndex:
             if payload.get("format") != _FORMAT:
                 return None
             bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if payload["ids"] else None
+        except FileNotFoundError:
+            return None
         except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt, never a failed question
             log.warning("Ignoring the unreadable BM25 cache in %s: %s: %s", folder, type(exc).__name__, exc)
             return None
@@ -110,12 +112,13 @@ class LexicalIndex:
             return f"unreadable BM25 arrays ({type(exc).__name__}: {exc})"
         if num_docs != n:
             return f"BM25 has {num_docs} documents, records.json {n}"
-        if len(indptr) != len(vocab) + 1 or (len(indices) and int(indices.max()) >= n):
-            return "BM25 score matrix does not match its vocabulary or document count"
-        if set(self.doc_freq) - set(vocab) or len(set(vocab) - set(self.doc_freq) - {""}):
+        if set(self.doc_freq) - set(vocab) or set(vocab) - set(self.doc_freq) - {""}:
             return "BM25 vocabulary differs from the records' tokens"
+        columns = len(indptr) - 1  # bm25s may keep its "" token (last id) out of the matrix
+        if columns not in (len(vocab), len(vocab) - ("" in vocab)) or (len(indices) and int(indices.max()) >= n):
+            return "BM25 score matrix does not match its vocabulary or document count"
         per_token = np.diff(indptr)
-        wrong = [t for t, i in vocab.items() if t and per_token[i] != self.doc_freq.get(t)]
+        wrong = [t for t, i in vocab.items() if t and (i >= columns or per_token[i] != self.doc_freq[t])]
         if wrong:
             return f"document frequencies disagree for {len(wrong)} tokens (e.g. {wrong[0]!r})"
         probe = next(iter(self.doc_freq), None)
