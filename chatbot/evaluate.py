@@ -254,9 +254,15 @@ class Outcome:
     case: Case
     ranked: tuple[str, ...]  # FAQ ids (document passages: source:FILE), best first
     top_score: float
-    answer_type: str  # faq | doc | fallback (at the configured threshold)
+    answer_type: str  # faq | doc | clarify | fallback (at the configured levels)
     answer_id: str | None
     latency_ms: float
+    p: float | None = None  # the decision model's P of the top candidate (None: threshold decision)
+    offered: tuple[str, ...] = ()  # clarify: the FAQ ids offered
+
+    @property
+    def answered(self) -> bool:
+        return self.answer_type in ("faq", "doc")
 
     @property
     def top1_correct(self) -> bool:
@@ -282,7 +288,10 @@ class ModeRunner:
 
 def run_mode(runner: ModeRunner, cases: Sequence[Case], k: int = 10) -> list[Outcome]:
     """Ask every question through Answerer.ask (validation, retrieval, decision) and time it."""
-    if cases:  # warm-up: lazy indexes (BM25, static vectors) are built outside the timings
+    if cases:  # warm-up: lazy indexes (BM25, static vectors, the decision model) are built outside the timings
+        prepare = getattr(runner.answerer, "prepare", None)
+        if prepare is not None and runner.search_mode in ("hybrid", None):
+            prepare()
         try:
             runner.answerer.ask(cases[0].question, k=k, mode=runner.search_mode)
         except QuestionError:
@@ -299,7 +308,8 @@ def run_mode(runner: ModeRunner, cases: Sequence[Case], k: int = 10) -> list[Out
         ranked = tuple(hit_label(h) for h in answer.hits)
         top_score = answer.hits[0].score if answer.hits else 0.0
         answer_id = answer.faq_id if answer.type == "faq" else (ranked[0] if answer.type == "doc" else None)
-        outcomes.append(Outcome(case, ranked, float(top_score), answer.type, answer_id, elapsed))
+        offered = tuple(str(c.get("faq_id", "")) for c in answer.candidates)
+        outcomes.append(Outcome(case, ranked, float(top_score), answer.type, answer_id, elapsed, answer.p, offered))
     return outcomes
 
 
@@ -332,6 +342,7 @@ def summarise(mode: str, outcomes: Sequence[Outcome], threshold: float, k: int =
     metrics["fallback_precision"] = configured.fallback_precision
     metrics["fallback_recall"] = configured.fallback_recall
     metrics["f1"] = configured.f1
+    metrics.update(outcome_rates(outcomes))
     metrics["accuracy"] = mean(o.right for o in outcomes)
     latencies = [o.latency_ms for o in outcomes if o.latency_ms > 0]
     metrics["p50_ms"] = percentile(latencies, 50)
@@ -339,6 +350,27 @@ def summarise(mode: str, outcomes: Sequence[Outcome], threshold: float, k: int =
     scores = [o.top_score for o in outcomes]
     recommended, best_f1 = recommend_threshold(scores, flags[1], flags[2])
     return ModeReport(mode, list(outcomes), threshold, recommended, best_f1, metrics)
+
+
+def outcome_rates(outcomes: Sequence[Outcome]) -> dict[str, float]:
+    """The three outcomes at the configured levels: how precise the answers are, how many in-scope
+    questions get a right answer (coverage), how often we ask back, how often out-of-scope is answered."""
+    in_scope = [o for o in outcomes if o.case.answerable]
+    out_scope = [o for o in outcomes if not o.case.answerable]
+    answered = [o for o in outcomes if o.answered]
+    clarified = [o for o in in_scope if o.answer_type == "clarify"]
+
+    def share(part: int, whole: int) -> float:
+        return part / whole if whole else float("nan")
+
+    return {
+        "answer_precision": share(sum(o.right for o in answered), len(answered)),
+        "coverage": share(sum(o.right for o in in_scope), len(in_scope)),
+        "clarify_rate": share(len(clarified), len(in_scope)),
+        "clarify_hit": share(sum(bool(set(o.offered) & o.case.expected) for o in clarified), len(clarified)),
+        "oos_answered": share(sum(o.answered for o in out_scope), len(out_scope)),
+        "oos_clarified": share(sum(o.answer_type == "clarify" for o in out_scope), len(out_scope)),
+    }
 
 
 def evaluate(runners: Sequence[ModeRunner], cases: Sequence[Case], k: int = 10) -> list[ModeReport]:
@@ -493,13 +525,15 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 def format_table(reports: Sequence[ModeReport], k: int = 10) -> str:
     header = ["mode", "top-1", f"MRR@{k}", "R@1", "R@3", "R@5", "R@10", f"nDCG@{k}", "fallback P", "fallback R",
-              "answer F1", "threshold", "recommended (F1)", "p50 ms", "p95 ms"]
+              "answer F1", "answer P", "coverage", "clarify", "OOS answered", "threshold", "recommended (F1)",
+              "p50 ms", "p95 ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in reports:
         m = r.metrics
         cells = [r.mode, _fmt(m["top1"]), _fmt(m[f"mrr@{k}"]), _fmt(m["r@1"]), _fmt(m["r@3"]), _fmt(m["r@5"]),
                  _fmt(m["r@10"]), _fmt(m[f"ndcg@{k}"]), _fmt(m["fallback_precision"]), _fmt(m["fallback_recall"]),
-                 _fmt(m["f1"]), _fmt(r.threshold), f"{_fmt(r.recommended)} ({_fmt(r.recommended_f1)})",
+                 _fmt(m["f1"]), _fmt(m["answer_precision"]), _fmt(m["coverage"]), _fmt(m["clarify_rate"]),
+                 _fmt(m["oos_answered"]), _fmt(r.threshold), f"{_fmt(r.recommended)} ({_fmt(r.recommended_f1)})",
                  _fmt(m["p50_ms"], 1), _fmt(m["p95_ms"], 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -511,14 +545,15 @@ def write_failures(reports: Sequence[ModeReport], path: Path) -> int:
     rows = 0
     with open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = safe_csv_writer(handle)  # questions and FAQ ids come from uploads: no formulas in Excel
-        writer.writerow(["mode", "question", "expected", "got", "score", "top1", "top1_correct"])
+        writer.writerow(["mode", "question", "expected", "got", "outcome", "p", "score", "top1", "top1_correct"])
         for report in reports:
             for o in report.outcomes:
                 if o.right:
                     continue
-                got = o.answer_id if o.answer_type != "fallback" else "fallback"
-                writer.writerow([report.mode, o.case.question, o.case.expected_label or "fallback", got,
-                                 f"{o.top_score:.4f}", o.ranked[0] if o.ranked else "", int(o.top1_correct)])
+                got = o.answer_id if o.answered else ("|".join(o.offered) if o.answer_type == "clarify" else "fallback")
+                writer.writerow([report.mode, o.case.question, o.case.expected_label or "fallback", got, o.answer_type,
+                                 "" if o.p is None else f"{o.p:.4f}", f"{o.top_score:.4f}",
+                                 o.ranked[0] if o.ranked else "", int(o.top1_correct)])
                 rows += 1
     return rows
 
@@ -571,7 +606,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="faqbot-evaluate",
         description="Evaluate retrieval and answer/fallback decisions over the ingested store.",
     )
-    parser.add_argument("questions", type=Path, help="CSV with question and expected_id (or expected_answer); empty = fallback expected")
+    parser.add_argument("questions", type=Path, nargs="+",
+                        help="CSV(s) with question and expected_id (or expected_answer); empty = fallback expected "
+                             "(e.g. data/questions.csv data/questions_oos.csv data/doc_questions.csv)")
     parser.add_argument("--modes", type=parse_modes, default=list(DEFAULT_MODES),
                         help=f"comma-separated, some of {','.join(ALL_MODES)} (default {','.join(DEFAULT_MODES)})")
     parser.add_argument("--adapted-model", default=None, help="encoder folder for the `adapted` mode (hybrid with that encoder)")
@@ -584,8 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.adapted_model and "adapted" not in args.modes:
         args.modes.append("adapted")
-    if not args.questions.exists():
-        print(f"{args.questions}: no such file", file=sys.stderr)
+    missing = [p for p in args.questions if not p.exists()]
+    if missing:
+        print(f"{missing[0]}: no such file", file=sys.stderr)
         return 2
 
     pipeline = open_pipeline(load_settings(), claim=False)  # a reader beside a running app, not its owner
@@ -593,13 +631,14 @@ def main(argv: list[str] | None = None) -> int:
         print("The store is empty: ingest first, e.g. `python -m ingest faq data/faq.csv`.", file=sys.stderr)
         return 2
     try:
-        cases = read_cases(args.questions, pipeline.store.all_records(), args.category_col)
+        stored = pipeline.store.all_records()
+        cases = [c for path in args.questions for c in read_cases(path, stored, args.category_col)]
         runners = build_runners(pipeline, args.modes, args.adapted_model)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     if not cases:
-        print(f"{args.questions}: no questions", file=sys.stderr)
+        print(f"{', '.join(map(str, args.questions))}: no questions", file=sys.stderr)
         return 2
     reports = evaluate(runners, cases, args.k)
 

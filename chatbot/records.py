@@ -96,9 +96,15 @@ class Hit:
 
 @dataclass(frozen=True)
 class Answer:
-    """What every entry point shows: an FAQ answer, a quoted passage, or the fallback with suggestions."""
+    """What every entry point shows: an FAQ answer, a quoted passage, a "did you mean" with candidates
+    (clarify), or the fallback with suggestions.
 
-    type: Literal["faq", "doc", "fallback"]
+    `p` is the decision model's probability that the answer (clarify: the best candidate) is right;
+    None when the decision used the raw score threshold (lexical/static modes, or no model yet).
+    `candidates` (clarify only): dicts with question, faq_id, source, p, best first.
+    """
+
+    type: Literal["faq", "doc", "clarify", "fallback"]
     answer: str
     score: float
     matched_question: str | None = None
@@ -106,14 +112,18 @@ class Answer:
     sources: tuple[dict[str, Any], ...] = ()
     suggestions: tuple[str, ...] = ()
     hits: tuple[Hit, ...] = ()
+    p: float | None = None
+    candidates: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": self.type,
             "answer": self.answer,
             "score": round(float(self.score), 4),
+            "p": None if self.p is None else round(float(self.p), 4),
             "matched_question": self.matched_question,
             "faq_id": self.faq_id,
             "sources": list(self.sources),
             "suggestions": list(self.suggestions),
+            "candidates": [dict(c) for c in self.candidates],
         }

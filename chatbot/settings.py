@@ -71,6 +71,15 @@ class AnswerSettings(BaseModel):
     lexical_threshold: float = 0.59
     static_threshold: float = 0.43
     doc_threshold: float | None = None
+    # Hybrid mode decides with a model trained from the store (chatbot/decision/), not a raw cosine:
+    decision_model: bool = True  # false = the thresholds above decide in every mode
+    min_precision: float = Field(0.95, gt=0.0, le=1.0)  # answer level = lowest P reaching this precision on calibration rows
+    answer_p: float | None = Field(None, ge=0.0, le=1.0)  # a fixed answer level instead of the calibrated one
+    clarify_min_p: float = Field(0.3, ge=0.0, le=1.0)  # P band [clarify_min_p, answer level): "혹시 이 질문을 찾으셨나요?"
+    clarify_gap: float = Field(0.15, ge=0.0, le=1.0)  # two candidates with P closer than this: clarify
+    clarify_candidates: int = Field(3, ge=1, le=10)
+    clarify: str = "혹시 이 질문을 찾으셨나요?"
+    decision_max_variants: int = Field(1500, ge=10)  # training questions sampled from big stores
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"
     max_question_chars: int = 2000

@@ -1,0 +1,61 @@
+"""Numbers that say whether a candidate answers the question, beyond its raw score.
+
+e5 rates unrelated Korean questions 0.85–0.90, so the fused score alone cannot separate; what
+differs is how much the candidate stands out from the rest (margin, gap to the mean of the next
+ones) and whether the question's rare content words appear in it at all.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from chatbot.decision.candidates import Candidate
+from chatbot.text import morphemes
+
+NAMES: tuple[str, ...] = (
+    "fused", "cosine", "lexical", "margin", "gap_mean", "is_doc",
+    "unmatched", "unmatched_idf", "question_tokens", "candidate_chars_log", "question_chars_log",
+)
+
+
+@lru_cache(maxsize=4096)
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(morphemes(text))
+
+
+def idf(token: str, doc_freq: dict[str, int], n: int) -> float:
+    """BM25's IDF; a token the store never saw gets the largest value (it is the most telling)."""
+    df = doc_freq.get(token, 0)
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+def candidate_features(
+    question: str, tokens: Sequence[str], ranked: Sequence[Candidate], i: int,
+    doc_freq: dict[str, int], n_records: int,
+) -> np.ndarray:
+    """Features of ranked[i] as the answer to `question` (ranked: grouped candidates, best first)."""
+    c = ranked[i]
+    others = [r.fused for j, r in enumerate(ranked) if j != i]
+    best_other = max(others) if others else c.fused - 0.1
+    following = [r.fused for r in ranked[i + 1 : i + 6]] or [c.fused - 0.1]
+    text_tokens = _tokens(c.hit.text)
+    unique = list(dict.fromkeys(tokens))
+    missing = [t for t in unique if t not in text_tokens]
+    weights = {t: idf(t, doc_freq, n_records) for t in unique}
+    total = sum(weights.values())
+    return np.array([
+        c.fused,
+        c.cosine,
+        c.lexical,
+        c.fused - best_other,
+        c.fused - float(np.mean(following)),
+        1.0 if c.hit.kind == "doc" else 0.0,
+        len(missing) / len(unique) if unique else 1.0,
+        sum(weights[t] for t in missing) / total if total else 1.0,
+        float(len(unique)),
+        math.log1p(len(c.hit.text)),
+        math.log1p(len(question)),
+    ], dtype=np.float64)
