@@ -1,6 +1,7 @@
 """Retriever and Answerer on a small store filled through the real encoder (tiny BERT)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from chatbot.answer import QuestionError
@@ -133,3 +134,17 @@ def test_pruned_keyword_candidates_never_change_the_top_hit(make_settings, quest
     first = p.retriever.search(question, k=1, mode="hybrid")[0]
     unpruned = p.retriever.search(question, k=10, mode="hybrid")[0]
     assert (first.record_id, round(first.score, 6)) == (unpruned.record_id, round(unpruned.score, 6))
+
+
+def test_fusion_bound_is_exact():
+    """A keyword-only candidate is skipped only when even the best cosine it could have cannot reach the k-th group."""
+    from chatbot import fusion
+
+    assert float(fusion.fuse(0.8, 1.7, 0.25)) == 0.75 * 0.8 + 0.25 * 1.0  # BM25 coverage capped at 1
+    nearest = [("a", 0.9), ("b", 0.7)]
+    assert fusion.cosine_ceiling(nearest, 2) == 0.7 and fusion.cosine_ceiling(nearest, 3) == 1.0
+    hits = [Hit("a", "q", "faq", 0.8, {"faq_id": "x"}), Hit("d", "p", "doc", 0.6, {})]
+    assert fusion.pruning_floor(hits, 2, 0.05) == pytest.approx(0.55)
+    assert fusion.pruning_floor(hits, 3, 0.05) == float("-inf")
+    mask = fusion.reachable(np.array([0.0, 0.5, 1.0], dtype=np.float32), 0.5, 0.7, 0.8)
+    assert mask.tolist() == [False, False, True]

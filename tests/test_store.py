@@ -75,3 +75,20 @@ def test_lexical_cache_persists_and_is_rebuilt_when_stale(store_settings):
     assert again.fingerprint == index.fingerprint and len(again.records.ids) == 4
     store.upsert(_records(2, "b.csv"), np.eye(2, store.identity["encoder_dimension"], dtype=np.float32))
     assert len(load_or_build(store, store_settings.lexical).records.ids) == 6
+
+
+def test_reads_by_id_skip_unknown_ids_and_old_copies_can_be_dropped(store_settings):
+    store = _open(store_settings)
+    records = _records(3)
+    vectors = np.eye(3, store.identity["encoder_dimension"], dtype=np.float32)
+    store.upsert(records, vectors)
+    ids = [records[0].id, "never-stored", records[2].id]
+    got = store.vectors(ids)
+    assert set(got) == {records[0].id, records[2].id} and np.allclose(got[records[2].id], vectors[2])
+    assert set(store.hits(ids)) == set(got)
+    assert dict(store.iter_metadata({"source": "a.csv"}))[records[1].id]["faq_id"] == "f1"
+    copy = Store(store_settings.store.model_copy(update={"collection": store_settings.store.collection + "-old-1"}),
+                 store.identity)
+    copy.upsert(records[:1], vectors[:1])
+    assert store.drop_collections(store_settings.store.collection + "-old-") == [copy.settings.collection]
+    assert store.count() == 3  # never its own collection
