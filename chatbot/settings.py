@@ -89,6 +89,13 @@ class IngestSettings(BaseModel):
     chunk_size: int = Field(500, ge=50)
     chunk_overlap: int = Field(80, ge=0)
     batch_size: int = Field(256, ge=1)
+    # Size limits (ingest/limits.py): a file over one is rejected whole, its stored records kept.
+    max_file_mb: float = Field(50, gt=0)  # bytes on disk of any FAQ file or document
+    max_unzipped_mb: float = Field(200, gt=0)  # .docx/.hwpx/.xlsx: all zip members together, uncompressed
+    max_zip_member_mb: float = Field(100, gt=0)  # ... one member (an XML part is parsed whole by some readers)
+    max_chars_per_document: int = Field(2_000_000, ge=1)  # extracted text of one document; also one CSV field
+    max_rows: int = Field(100_000, ge=1)  # rows (lines, objects) of one FAQ file / first sheet
+    max_pdf_pages: int = Field(2_000, ge=1)
 
 
 class AppSettings(BaseModel):
@@ -104,13 +111,6 @@ MaskPattern = Literal["rrn", "card", "phone", "email", "account"]
 
 
 class LogSettings(BaseModel):
-    # Size limits (ingest/limits.py): a file over one is rejected whole, its stored records kept.
-    max_file_mb: float = Field(50, gt=0)  # bytes on disk of any FAQ file or document
-    max_unzipped_mb: float = Field(200, gt=0)  # .docx/.hwpx/.xlsx: all zip members together, uncompressed
-    max_zip_member_mb: float = Field(100, gt=0)  # ... one member (an XML part is parsed whole by some readers)
-    max_chars_per_document: int = Field(2_000_000, ge=1)  # extracted text of one document; also one CSV field
-    max_rows: int = Field(100_000, ge=1)  # rows (lines, objects) of one FAQ file / first sheet
-    max_pdf_pages: int = Field(2_000, ge=1)
     """The question log (chatbot.questionlog): where it lives, what is masked, how long rows are kept."""
 
     enabled: bool = True
