@@ -145,6 +145,11 @@ class Encoder:
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         return self._encode([self.settings.passage_prefix + self.prepare(t) for t in texts], show_progress)
 
+    @property
+    def micro_batcher(self) -> MicroBatcher[str] | None:
+        """The running micro-batcher (its ``calls``/``items`` show how much batching happened), if any."""
+        return self._batcher
+
     def close(self) -> None:
         """Stop the micro-batching worker (it is restarted if the encoder is used again)."""
         with self._batcher_lock:
