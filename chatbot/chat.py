@@ -14,11 +14,17 @@ from chatbot.settings import load_settings
 def format_answer(answer: Answer) -> str:
     lines: list[str] = []
     if answer.type == "faq":
-        lines.append(f"[FAQ · 점수 {answer.score:.3f}] {answer.matched_question}")
+        lines.append(f"[FAQ · 점수 {answer.score:.3f}{_confidence(answer.p)}] {answer.matched_question}")
         lines.append(answer.answer)
     elif answer.type == "doc":
-        lines.append(f"[문서 · 점수 {answer.score:.3f}]")
+        lines.append(f"[문서 · 점수 {answer.score:.3f}{_confidence(answer.p)}]")
         lines.append(f"“{answer.answer}”")
+    elif answer.type == "clarify":
+        lines.append(answer.answer)
+        for i, candidate in enumerate(answer.candidates, 1):
+            lines.append(f"  {i}. {candidate.get('question', '')}" + _confidence(candidate.get("p")))
+        lines.append("  (번호를 입력하면 그 질문으로 답합니다.)")
+        return "\n".join(lines)
     else:
         lines.append(answer.answer + (f" (최고 점수 {answer.score:.3f})" if answer.score else ""))
     for source in answer.sources:
@@ -33,6 +39,19 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def _confidence(p: float | None) -> str:
+    return f" · 확신도 {p:.0%}" if p is not None else ""
+
+
+def pick_candidate(line: str, previous: Answer | None) -> str:
+    """A bare number after a clarify (or fallback) answer asks the numbered question instead."""
+    if previous is None or not line.strip().isdigit():
+        return line
+    options = [str(c.get("question", "")) for c in previous.candidates] or list(previous.suggestions)
+    n = int(line.strip())
+    return options[n - 1] if 1 <= n <= len(options) else line
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="한국어 FAQ 챗봇 (terminal)")
     parser.add_argument("question", nargs="*", help="ask once and exit; without it, an interactive prompt")
@@ -45,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         print("저장소가 비어 있습니다. 먼저 `python -m ingest faq data/faq.csv`로 FAQ를 넣어 주세요.", file=sys.stderr)
         return 2
     questions = [" ".join(args.question)] if args.question else None
+    previous: Answer | None = None
     while True:
         question = questions.pop() if questions else _prompt()
         if question is None:
             return 0
         try:
-            print(format_answer(pipeline.answerer.ask(question, mode=args.mode, category=args.category)))
+            previous = pipeline.answerer.ask(pick_candidate(question, previous), mode=args.mode, category=args.category)
+            print(format_answer(previous))
         except QuestionError as exc:
             print(str(exc))
         if args.question:

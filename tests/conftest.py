@@ -29,7 +29,8 @@ def make_settings(tmp_path: Path, tiny_model_dir: Path):
             "app": {"feedback_log": str(tmp_path / "feedback.jsonl"), "upload_dir": str(tmp_path / "uploads")},
         }
         if model is None:
-            base["answer"] = {"threshold": TINY_THRESHOLD}
+            # a random encoder's scores say nothing: the threshold, not a trained decision model, decides
+            base["answer"] = {"threshold": TINY_THRESHOLD, "decision_model": False}
         for name, values in sections.items():
             base[name] = {**base.get(name, {}), **values}
         return load_settings(**base)

@@ -1,0 +1,195 @@
+"""The decision model: bundled negatives, features, training from a store, the fingerprinted artefact,
+answer / clarify / fallback, and the Answer fields the web layer shows."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from chatbot.answer import Answerer
+from chatbot.decision import DecisionModel, choose
+from chatbot.decision.artefact import DecisionProvider
+from chatbot.decision.candidates import Candidate
+from chatbot.decision.features import NAMES, candidate_features
+from chatbot.decision.model import level_for_precision
+from chatbot.decision.negatives import bundled_out_of_scope
+from chatbot.evaluate import FaqItem, faq_records, temporary_pipeline
+from chatbot.records import Answer, Hit
+from chatbot.text import normalise
+from tests.conftest import DATA
+
+FAQS = {
+    "ship": ["배송비는 얼마인가요?", "택배비 얼마예요?", "무료배송 기준 금액"],
+    "refund": ["환불은 언제 되나요?", "환불 기간 얼마나 걸려요?", "반품하면 돈 언제 들어와요?"],
+    "login": ["비밀번호를 잊어버렸어요", "비번 재설정 방법", "로그인이 안 돼요"],
+    "coupon": ["쿠폰은 어떻게 등록하나요?", "쿠폰 번호 입력하는 곳", "할인 코드 등록"],
+    "leave": ["회원 탈퇴는 어떻게 하나요?", "계정 삭제", "탈퇴하고 싶어요"],
+}
+
+
+def _evaluation_out_of_scope() -> set[str]:
+    out = set()
+    for name in ("questions.csv", "questions_oos.csv"):
+        with open(DATA / name, encoding="utf-8-sig", newline="") as handle:
+            out |= {normalise(r["question"]) for r in csv.DictReader(handle) if not (r.get("expected_id") or "").strip()}
+    return out
+
+
+def test_bundled_out_of_scope_set_ships_and_never_overlaps_the_evaluation():
+    bundled = bundled_out_of_scope()
+    assert len(bundled) >= 300 and len(set(bundled)) == len(bundled)
+    evaluation = _evaluation_out_of_scope()
+    assert len(evaluation) >= 65  # 25 general + ≥ 40 near-domain
+    assert not evaluation & {normalise(q) for q in bundled}
+
+
+def _hit(record_id: str, text: str, score: float, kind: str = "faq", faq_id: str | None = None) -> Hit:
+    meta = {"faq_id": faq_id, "source": "faq.csv", "question": text, "main_question": text, "answer": "답"} if kind == "faq" else {"source": "a.txt"}
+    return Hit(record_id, text, kind, score, meta)  # type: ignore[arg-type]
+
+
+def test_features_margin_gap_and_unmatched_words():
+    ranked = [
+        Candidate(_hit("a", "배송비는 얼마인가요?", 0.93, faq_id="ship"), 0.92, 0.8),
+        Candidate(_hit("b", "환불은 언제 되나요?", 0.88, faq_id="refund"), 0.89, 0.0),
+        Candidate(_hit("c", "배송 안내 문서의 한 부분입니다", 0.86, kind="doc"), 0.80, 0.1),
+    ]
+    tokens = ["배송비", "제주"]
+    f = dict(zip(NAMES, candidate_features("제주 배송비 얼마", tokens, ranked, 0, {"배송비": 1}, 10)))
+    assert f["fused"] == pytest.approx(0.93) and f["cosine"] == pytest.approx(0.92)
+    assert f["margin"] == pytest.approx(0.05) and f["gap_mean"] == pytest.approx(0.93 - 0.87)
+    assert f["unmatched"] == pytest.approx(0.5) and f["unmatched_idf"] > 0.5  # the rare word is the missing one
+    assert f["is_doc"] == 0.0
+    doc = dict(zip(NAMES, candidate_features("제주 배송비 얼마", tokens, ranked, 2, {}, 10)))
+    assert doc["is_doc"] == 1.0 and doc["margin"] == pytest.approx(0.86 - 0.93)
+
+
+def test_policy_three_outcomes():
+    assert choose([0.97, 0.1], answer_p=0.9, clarify_min_p=0.3, close_gap=0.15) == "answer"
+    assert choose([0.6, 0.1], answer_p=0.9, clarify_min_p=0.3, close_gap=0.15) == "clarify"
+    assert choose([0.95, 0.9], answer_p=0.9, clarify_min_p=0.3, close_gap=0.15) == "clarify"  # too close to tell
+    assert choose([0.1, 0.05], answer_p=0.9, clarify_min_p=0.3, close_gap=0.15) == "fallback"
+    assert choose([], answer_p=0.9, clarify_min_p=0.3, close_gap=0.15) == "fallback"
+
+
+def test_level_reaches_the_precision_target_with_most_coverage():
+    p = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
+    y = np.array([1, 1, 1, 0, 1, 0])
+    assert level_for_precision(p, y, 1.0) == pytest.approx(0.8)
+    assert level_for_precision(p, y, 0.8) == pytest.approx(0.6)
+    assert level_for_precision(p, np.zeros(6), 0.9) == 1.0
+
+
+def test_model_round_trips_as_json(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, len(NAMES)))
+    y = (X[:, 0] + 0.3 * rng.normal(size=80) > 0).astype(int)
+    model = DecisionModel.fit(X, y, np.arange(80) % 8, fingerprint="fp")
+    model.save(tmp_path / "m.json")
+    again = DecisionModel.load(tmp_path / "m.json")
+    assert again is not None and again.fingerprint == "fp"
+    assert np.allclose(again.predict(X), model.predict(X))
+    assert len(model.calibration["p"]) == 80 and 0.0 < model.level_for_precision(0.9) <= 1.0
+    (tmp_path / "bad.json").write_text('{"format": 0}')
+    assert DecisionModel.load(tmp_path / "bad.json") is None
+
+
+@pytest.fixture()
+def small(make_settings, tmp_path):
+    items = [FaqItem(q, group, answer=f"{group} 답변") for group, qs in FAQS.items() for q in qs]
+    settings = make_settings(answer={"decision_model": True})
+    return temporary_pipeline(settings, faq_records(items), tmp_path / "small")
+
+
+def test_trains_from_a_small_store_and_rebuilds_when_the_store_changes(small):
+    provider = small.answerer.decision
+    assert isinstance(provider, DecisionProvider)
+    model = provider.wait(120)
+    assert model is not None and provider.path.exists()
+    assert model.fingerprint == provider.fingerprint()
+    assert model.info["rows_variant"] == 15 and model.info["rows_bundled"] > 0  # tiny model: many look like near duplicates
+    assert DecisionModel.load(provider.path).fingerprint == model.fingerprint
+    # a second provider (another replica) reuses the saved artefact instead of training
+    other = DecisionProvider(small.retriever)
+    assert other.current() is not None and other.current().fingerprint == model.fingerprint
+    # a write changes the store fingerprint: the model is rebuilt for it
+    extra = faq_records([FaqItem("영수증 발급 방법", "receipt"), FaqItem("현금영수증 신청", "receipt")])
+    small.store.upsert(extra, small.encoder.encode_questions([r.text for r in extra]))
+    small.retriever.refresh()
+    rebuilt = provider.wait(120)
+    assert rebuilt is not None and rebuilt.fingerprint != model.fingerprint == model.fingerprint
+    assert rebuilt.fingerprint == provider.fingerprint()
+
+
+class FixedModel:
+    """Stands in for a trained model: P per candidate in rank order."""
+
+    def __init__(self, ps):
+        self.ps = ps
+
+    def predict(self, rows):
+        return np.array(self.ps[: len(rows)])
+
+    def level_for_precision(self, min_precision):
+        return 0.9
+
+
+@pytest.mark.parametrize(
+    ("ps", "outcome"),
+    [([0.97, 0.1, 0.05], "faq"), ([0.6, 0.2, 0.1], "clarify"), ([0.95, 0.9, 0.1], "clarify"), ([0.1, 0.05, 0.0], "fallback")],
+)
+def test_answerer_outcomes_and_fields(small, ps, outcome):
+    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"clarify_min_p": 0.3}))
+    hits = small.retriever.search("배송비는 얼마인가요?", k=5)
+    answer = answerer.decide_with_model("배송비는 얼마인가요?", hits, FixedModel(ps))
+    assert answer.type == outcome and answer.p == pytest.approx(ps[0])
+    data = answer.to_dict()
+    assert data["type"] == outcome and data["p"] == pytest.approx(ps[0]) and "candidates" in data
+    if outcome == "clarify":
+        assert answer.answer == "혹시 이 질문을 찾으셨나요?"
+        assert 1 <= len(answer.candidates) <= 3
+        first = answer.candidates[0]
+        assert set(first) == {"question", "faq_id", "source", "p"} and first["p"] == max(c["p"] for c in answer.candidates)
+    else:
+        assert answer.candidates == ()
+
+
+def test_without_a_model_the_threshold_decides(make_settings, tmp_path):
+    items = [FaqItem(q, group) for group, qs in FAQS.items() for q in qs]
+    pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "off")
+    assert pipeline.answerer.decision is None
+    answer = pipeline.answerer.ask("배송비는 얼마인가요?")
+    assert answer.type == "faq" and answer.p is None
+    assert Answer(type="fallback", answer="x", score=0.1).to_dict()["candidates"] == []
+
+
+def test_terminal_chat_numbers_clarify_candidates():
+    from chatbot.chat import format_answer, pick_candidate
+
+    answer = Answer(type="clarify", answer="혹시 이 질문을 찾으셨나요?", score=0.9, p=0.6,
+                    candidates=({"question": "배송비는 얼마인가요?", "faq_id": "ship", "source": "faq.csv", "p": 0.6},
+                                {"question": "환불은 언제 되나요?", "faq_id": "refund", "source": "faq.csv", "p": 0.2}))
+    text = format_answer(answer)
+    assert "1. 배송비는 얼마인가요?" in text and "2. 환불은 언제 되나요?" in text
+    assert pick_candidate("2", answer) == "환불은 언제 되나요?" and pick_candidate("배송", answer) == "배송"
+
+
+@pytest.mark.e5
+def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tmp_path):
+    from chatbot.pipeline import open_pipeline
+    from chatbot.settings import load_settings
+    from ingest.sync import ingest_paths
+
+    settings = load_settings(
+        encoder={"model": str(e5_dir), "device": "cpu"},
+        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
+    )
+    ingest_paths(settings, "faq", [DATA / "faq.csv"])
+    ingest_paths(settings, "docs", [DATA / "docs"])
+    pipeline = open_pipeline(settings)
+    assert pipeline.answerer.prepare(300) is not None
+    weather = pipeline.answerer.ask("오늘 서울 날씨 어때")
+    assert weather.type == "fallback" and weather.p is not None and weather.p < 0.3
+    paraphrase = pipeline.answerer.ask("택배비 얼마예요?")
+    assert paraphrase.type == "faq" and paraphrase.faq_id == "ship-001" and paraphrase.p >= 0.9
