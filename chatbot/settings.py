@@ -99,12 +99,28 @@ class IngestSettings(BaseModel):
 
 
 class AppSettings(BaseModel):
+    """The web server, and the limits on what an anonymous client can make it do (README: Security)."""
+
     host: str = "127.0.0.1"
     port: int = 7860
     password: str | None = None
     feedback_log: Path = Path("var/feedback.jsonl")
+    feedback_log_max_mb: int = Field(50, ge=1)  # rotated to .1 … .3 beyond this
     sample_faq: list[Path] = [Path("data/faq.csv")]
     sample_docs: list[Path] = [Path("data/docs")]
+    upload_dir: Path = Path("var/uploads")  # the page's own upload folder; events may name files only here
+    max_upload_mb: int = Field(20, ge=1)
+    upload_dir_max_mb: int = Field(500, ge=1)  # uploads are refused (507) while the folder is this full
+    upload_max_age_s: int = Field(3600, ge=2)  # uploaded files are deleted after this
+    max_api_body_kb: int = Field(64, ge=1)
+    max_event_body_kb: int = Field(1024, ge=16)  # page events carry the chat history
+    ask_per_minute: int = Field(120, ge=0)  # per client address; 0 = unlimited
+    feedback_per_minute: int = Field(30, ge=0)
+    uploads_per_minute: int = Field(10, ge=0)
+    events_per_minute: int = Field(240, ge=0)
+    queue_max_size: int = Field(200, ge=1)  # page events waiting beyond this are refused
+    ingest_timeout_s: int = Field(900, ge=10)  # a web ingestion is stopped (nothing lost) after this
+    ingest_lock_timeout_s: float = Field(10.0, ge=0)
 
 
 MaskPattern = Literal["rrn", "card", "phone", "email", "account"]

@@ -73,6 +73,7 @@ def app_env(tmp: Path, model_dir: Path, faq: Path | None = None, **settings: Any
         "FAQBOT_ENCODER__MODEL": str(model_dir),
         "FAQBOT_ENCODER__DEVICE": "cpu",
         "FAQBOT_ANSWER__THRESHOLD": str(TINY_THRESHOLD),
+        "FAQBOT_ANSWER__DECISION_MODEL": "false",  # a random encoder's scores say nothing: the threshold decides
         "FAQBOT_STORE__PATH": str(tmp / "chroma"),
         "FAQBOT_STORE__CACHE_DIR": str(tmp / "cache"),
         "FAQBOT_APP__FEEDBACK_LOG": str(tmp / "feedback.jsonl"),

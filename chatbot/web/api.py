@@ -71,7 +71,7 @@ class FeedbackRequest(BaseModel):
     rating: Literal["up", "down"]
     answer_id: str | None = Field(None, max_length=200)
     answer_type: AnswerType | None = None
-    score: float | None = Field(None, ge=-1.0, le=2.0, allow_inf_nan=False)
+    score: float | None = Field(None, ge=-1.0, le=2.0, allow_inf_nan=False, strict=True)
     mode: Literal[MODES] | None = None  # type: ignore[valid-type]
 
     @field_validator("question")
@@ -169,7 +169,11 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        words = {404: "없는 주소입니다. (Not found.)", 405: "이 주소는 이 방식(메서드)을 받지 않습니다. (Method not allowed.)"}
+        words = {
+            400: "요청 본문을 읽을 수 없습니다. UTF-8 JSON으로 보내 주세요. (Could not parse the body; send UTF-8 JSON.)",
+            404: "없는 주소입니다. (Not found.)",
+            405: "이 주소는 이 방식(메서드)을 받지 않습니다. (Method not allowed.)",
+        }
         detail = words.get(exc.status_code, str(exc.detail))
         return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=getattr(exc, "headers", None))
 

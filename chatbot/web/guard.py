@@ -90,6 +90,10 @@ class FolderSize:
             self._value, self._at = total, time.monotonic()
         return self._value
 
+    def add(self, size: int) -> None:
+        """Counts an accepted upload at once, so a burst cannot slip in between two measurements."""
+        self._value += size
+
 
 class RequestGuard:
     """Pure ASGI middleware; see the module docstring for why it exists."""
@@ -194,6 +198,7 @@ class RequestGuard:
             raise RequestRejected(
                 507, "업로드 공간이 가득 찼습니다. 잠시 후 다시 시도해 주세요. (Upload space is full; try again later.)"
             )
+        self.upload_size.add(declared or 0)
         seen = 0
 
         async def counted() -> Message:
