@@ -27,6 +27,7 @@ def make_settings(tmp_path: Path, tiny_model_dir: Path):
             "encoder": {"model": str(model or tiny_model_dir), "device": "cpu"},
             "store": {"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
             "app": {"feedback_log": str(tmp_path / "feedback.jsonl"), "upload_dir": str(tmp_path / "uploads")},
+            "log": {"url": f"sqlite:///{tmp_path / 'questions.db'}"},
         }
         if model is None:
             # a random encoder's scores say nothing: the threshold, not a trained decision model, decides

@@ -5,6 +5,7 @@ import json
 import statistics
 import threading
 import time
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -291,3 +292,18 @@ def test_uploads_are_sorted_into_faq_and_documents_by_extension():
     kinds, unknown = split_by_kind([Path("a.csv"), Path("b.XLSX"), Path("guide.pdf"), Path("notes.md"), Path("x.exe")])
     assert kinds == {"faq": [Path("a.csv"), Path("b.XLSX")], "docs": [Path("guide.pdf"), Path("notes.md")]}
     assert unknown == [Path("x.exe")]
+
+
+def test_questions_and_feedback_reach_the_question_log_linked(client):
+    asked = ask(client, question="배송은 얼마나 걸리나요?").json()
+    question_id = asked["question_id"]
+    assert isinstance(question_id, str) and len(question_id) == 32
+    got = client.post("/api/feedback", json={"question": "배송은 얼마나 걸리나요?", "rating": "down", "question_id": question_id})
+    assert got.status_code == 200
+    questions = client.app.state.service.questions
+    questions.flush()
+    rows = [r for r in questions.questions(since=datetime(2000, 1, 1, tzinfo=timezone.utc), limit=10) if r.id == question_id]
+    assert rows and rows[0].channel == "api" and rows[0].outcome == "answer"
+    assert [f.rating for f in questions.feedback_for(question_id)] == ["down"]
+    bad = client.post("/api/feedback", json={"question": "q", "rating": "up", "question_id": "../../etc"})
+    assert bad.status_code == 422

@@ -61,6 +61,7 @@ class AskResponse(BaseModel):
     candidates: list[dict[str, Any]] = []
     p: float | None = None
     mode: str
+    question_id: str | None = None
 
 
 class FeedbackRequest(BaseModel):
@@ -73,6 +74,7 @@ class FeedbackRequest(BaseModel):
     answer_type: AnswerType | None = None
     score: float | None = Field(None, ge=-1.0, le=2.0, allow_inf_nan=False, strict=True)
     mode: Literal[MODES] | None = None  # type: ignore[valid-type]
+    question_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="/api/ask가 돌려준 question_id")
 
     @field_validator("question")
     @classmethod
@@ -179,8 +181,10 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
 
     @app.post("/api/ask", response_model=AskResponse, tags=["chat"])
     def ask(request: AskRequest) -> dict[str, Any]:  # def: runs in the threadpool, retrieval blocks
-        answer = service.ask(request.question, k=request.k, category=request.category, mode=request.mode)
-        return {**answer.to_dict(), "mode": request.mode or service.mode}
+        answer, question_id = service.ask(
+            request.question, k=request.k, category=request.category, mode=request.mode, channel="api",
+        )
+        return {**answer.to_dict(), "mode": request.mode or service.mode, "question_id": question_id}
 
     @app.get("/api/health", tags=["ops"])
     def health() -> JSONResponse:
@@ -212,7 +216,8 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
                 score=request.score,
                 mode=request.mode,
                 channel="api",
-            )
+            ),
+            question_id=request.question_id,
         )
         return {"status": "ok"}
 

@@ -50,38 +50,49 @@ def clean_history(history: Sequence[Any] | None) -> list[Message]:
 
 
 def chat_turn(
-    service: Service, question: str, history: Sequence[Any] | None, category: str | None, meta: dict | None
+    service: Service, question: str, history: Sequence[Any] | None, category: str | None, meta: dict | None,
+    session: str | None = None,
 ) -> tuple[str, list[Message], dict]:
-    """One question → the history with the answer appended, and what 👍/👎 on it should record."""
+    """One question → the history with the answer appended, and what 👍/👎 and the buttons under it record."""
     question = (question or "").strip()
     history = clean_history(history)
-    meta = {k: v for k, v in dict(meta or {}).items() if isinstance(k, str) and k.isdigit()} if isinstance(meta, dict) else {}
+    meta = {k: v for k, v in meta.items() if isinstance(k, str) and k.isdigit()} if isinstance(meta, dict) else {}
     if not question:
         return "", history, meta
     history.append({"role": "user", "content": text_html(question)})
     try:
-        answer = service.ask(question, category=category)
+        answer, question_id = service.ask(question, category=category, channel="web", session=session)
     except (QuestionError, NotReadyError, StoreUnavailableError) as exc:
         text = STORE_DOWN if isinstance(exc, StoreUnavailableError) else str(exc)
         history.append({"role": "assistant", "content": error_html(text)})
-        meta.pop(str(len(history) - 1), None)  # nothing to rate
         return ("" if isinstance(exc, QuestionError) else question), history, meta
     message: Message = {"role": "assistant", "content": answer_html(answer)}
     options = follow_ups(answer)
     if options:
-        message["options"] = [{"value": s, "label": s} for s in options]
+        message["options"] = [{"value": text, "label": text} for text, _ in options]
     history.append(message)
     meta[str(len(history) - 1)] = {
         "question": question,
+        "question_id": question_id,
         "answer_id": answer_id(answer),
         "answer_type": answer.type,
         "score": round(float(answer.score), 4),
         "mode": service.mode,
     }
+    meta["last"] = {"question_id": question_id, "type": answer.type, "options": dict(options)}
     return "", history, meta
 
 
-def like(service: Service, meta: dict | None, index: Any, liked: Any) -> str | None:
+def record_option_click(service: Service, meta: dict | None, clicked: str, session: str | None = None) -> None:
+    """A click on a clarify candidate or a suggestion labels the question it was offered for."""
+    last = meta.get("last") if isinstance(meta, dict) else None
+    if not isinstance(last, dict) or clicked not in (last.get("options") or {}):
+        return
+    kind = "clarify" if last.get("type") == "clarify" else "suggestion"
+    service.record_click(kind, last.get("question_id"), str(last["options"][clicked] or clicked), session=session)
+
+
+def like(service: Service, meta: dict | None, index: Any, liked: Any, session: str | None = None) -> str | None:
     """Records a 👍/👎 for the rated message; returns the thank-you text (None when nothing was recorded)."""
     info = (meta or {}).get(str(index)) if isinstance(meta, dict) else None
     if not isinstance(info, dict) or liked not in (True, False):  # "" = the user took the 👍/👎 back
@@ -90,7 +101,8 @@ def like(service: Service, meta: dict | None, index: Any, liked: Any) -> str | N
     allowed = {"question", "answer_id", "answer_type", "score", "mode"}
     try:
         entry = Feedback(rating=rating, channel="web", **{k: v for k, v in info.items() if k in allowed})
-        service.record_feedback(entry)
+        question_id = info.get("question_id")
+        service.record_feedback(entry, question_id=question_id if isinstance(question_id, str) else None, session=session)
     except (TypeError, ValueError) as exc:
         log.warning("Ignored malformed feedback from the page: %s", exc)
         return None

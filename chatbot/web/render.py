@@ -54,13 +54,14 @@ def answer_id(answer: Answer) -> str | None:
     return None
 
 
-def follow_ups(answer: Answer) -> list[str]:
-    """The questions offered as buttons under an answer: clarify candidates, else fallback suggestions."""
+def follow_ups(answer: Answer) -> list[tuple[str, str | None]]:
+    """The questions offered as buttons under an answer, with the FAQ id each stands for:
+    the clarify candidates, else (on a fallback) the suggestions."""
     candidates = getattr(answer, "candidates", ()) or ()
     if answer.type == "clarify" and candidates:
-        return [str(c.get("question", "")) for c in candidates if c.get("question")]
+        return [(str(c["question"]), c.get("faq_id")) for c in candidates if c.get("question")]
     if answer.type == "fallback":
-        return list(answer.suggestions)
+        return [(s, None) for s in answer.suggestions]
     return []
 
 

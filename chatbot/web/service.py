@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.pipeline import Pipeline, open_pipeline
+from chatbot.questionlog import FeedbackEntry, QuestionLog, entry_from_answer, open_log
 from chatbot.records import Answer
 from chatbot.settings import PROJECT_ROOT, Settings
 from chatbot.web.reports import summarise_report
@@ -51,6 +52,7 @@ class Service:
         self.feedback = FeedbackLog(settings.app.feedback_log, max_bytes=settings.app.feedback_log_max_mb * 1024 * 1024)
         self.state: State = "ready" if pipeline else "starting"
         self.detail = "" if pipeline else "시작 대기 중"
+        self.questions: QuestionLog | None = open_log(settings)
         self._catalog: Catalog | None = None
         self._lock = threading.Lock()
         self._ingest_lock = threading.Lock()
@@ -129,12 +131,38 @@ class Service:
     def mode(self) -> str:
         return self.settings.retrieval.mode
 
-    def ask(self, question: str, k: int | None = None, category: str | None = None, mode: str | None = None) -> Answer:
+    def ask(
+        self, question: str, k: int | None = None, category: str | None = None, mode: str | None = None,
+        *, channel: str = "web", session: str | None = None,
+    ) -> tuple[Answer, str | None]:
+        """The answer, and the id of its row in the question log (None when logging is off)."""
         category = category if category and category != ALL_CATEGORIES else None
-        return self.require().answerer.ask(question, k=k, category=category, mode=mode)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        answer = self.require().answerer.ask(question, k=k, category=category, mode=mode)  # type: ignore[arg-type]
+        question_id = None
+        if self.questions is not None:
+            question_id = self.questions.record(entry_from_answer(
+                question, answer, channel=channel, mode=mode or self.mode, category=category, session=session,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            ))
+        return answer, question_id
 
-    def record_feedback(self, entry: Feedback) -> None:
+    def record_feedback(self, entry: Feedback, question_id: str | None = None, session: str | None = None) -> None:
+        """👍/👎 into the JSONL log and, linked to the question it rates, into the question log."""
         self.feedback.append(entry)
+        if self.questions is not None:
+            self.questions.record_feedback(FeedbackEntry(
+                kind="rating", question_id=question_id, rating=entry.rating, target_id=entry.answer_id,
+                question=entry.question, answer_type=entry.answer_type, score=entry.score, mode=entry.mode,
+                channel=entry.channel, session=session,
+            ))
+
+    def record_click(self, kind: str, question_id: str | None, target: str, session: str | None = None) -> None:
+        """A clicked suggestion or clarify candidate: a label of what the earlier question meant."""
+        if self.questions is not None:
+            self.questions.record_feedback(FeedbackEntry(
+                kind=kind, question_id=question_id, target_id=target, channel="web", session=session,
+            ))
 
     # --- what the page offers ---------------------------------------------------------------------
     def catalog(self) -> Catalog:

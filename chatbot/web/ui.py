@@ -30,23 +30,29 @@ def _client(request: gr.Request | None) -> str:
     return str(getattr(client, "host", None) or "unknown")
 
 
+def _session(request: gr.Request | None) -> str | None:
+    """Gradio's random per-page-load id: an anonymous session for the question log."""
+    return getattr(request, "session_hash", None)
+
+
 def build_ui(target: "Pipeline | Service", upload_folder: Path | None = None, cache_age_s: int | None = None) -> gr.Blocks:
     """The page: chat tab (examples, category filter, 👍/👎, suggestion buttons) and operator tab (ingest, stats)."""
     service = Service.of(target)
     need_password = bool(service.settings.app.password)
     operator_actions = Operator(service, Path(upload_folder or os.environ.get("GRADIO_TEMP_DIR") or "/nonexistent"))
 
-    def chat_turn(question, history, category, meta):
-        return handlers.chat_turn(service, question, history, category, meta)
+    def chat_turn(question, history, category, meta, request: gr.Request):
+        return handlers.chat_turn(service, question, history, category, meta, _session(request))
 
-    def ask_example(sample, history, category, meta):
-        return handlers.chat_turn(service, (sample or [""])[0], history, category, meta)
+    def ask_example(sample, history, category, meta, request: gr.Request):
+        return handlers.chat_turn(service, (sample or [""])[0], history, category, meta, _session(request))
 
-    def ask_option(history, category, meta, event: gr.SelectData):
-        return handlers.chat_turn(service, str(event.value), history, category, meta)
+    def ask_option(history, category, meta, event: gr.SelectData, request: gr.Request):
+        handlers.record_option_click(service, meta, str(event.value), _session(request))
+        return handlers.chat_turn(service, str(event.value), history, category, meta, _session(request))
 
-    def like(meta, event: gr.LikeData) -> None:
-        thanks = handlers.like(service, meta, event.index, event.liked)
+    def like(meta, event: gr.LikeData, request: gr.Request) -> None:
+        thanks = handlers.like(service, meta, event.index, event.liked, _session(request))
         if thanks:
             gr.Info(thanks)
 
