@@ -17,7 +17,8 @@ from chatbot.text import morphemes
 
 NAMES: tuple[str, ...] = (
     "fused", "cosine", "lexical", "margin", "gap_mean", "is_doc",
-    "unmatched", "unmatched_idf", "question_tokens", "candidate_chars_log", "question_chars_log",
+    "unmatched", "unmatched_idf", "unmatched_answer_idf", "question_tokens", "candidate_chars_log",
+    "question_chars_log",
 )
 
 
@@ -42,6 +43,9 @@ def candidate_features(
     best_other = max(others) if others else c.fused - 0.1
     following = [r.fused for r in ranked[i + 1 : i + 6]] or [c.fused - 0.1]
     text_tokens = _tokens(c.hit.text)
+    meta = c.hit.metadata
+    # an FAQ also "contains" the words of its main question and its answer (a passage is its own answer)
+    entry_tokens = text_tokens | _tokens(str(meta.get("main_question") or "")) | _tokens(str(meta.get("answer") or ""))
     unique = list(dict.fromkeys(tokens))
     missing = [t for t in unique if t not in text_tokens]
     weights = {t: idf(t, doc_freq, n_records) for t in unique}
@@ -55,6 +59,7 @@ def candidate_features(
         1.0 if c.hit.kind == "doc" else 0.0,
         len(missing) / len(unique) if unique else 1.0,
         sum(weights[t] for t in missing) / total if total else 1.0,
+        sum(weights[t] for t in unique if t not in entry_tokens) / total if total else 1.0,
         float(len(unique)),
         math.log1p(len(c.hit.text)),
         math.log1p(len(question)),
