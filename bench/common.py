@@ -38,7 +38,7 @@ def e5_settings(**overrides: dict[str, Any]) -> Settings:
     """The configured settings; the default e5 id is pointed at the offline export (no hub needed)."""
     settings = load_settings(**overrides)
     if settings.encoder.model == DEFAULT_MODEL_ID:
-        from chatbot.models import ensure_e5_export
+        from chatbot.e5export import ensure_e5_export
 
         settings = settings.with_overrides(encoder={"model": str(ensure_e5_export())})
     return settings

