@@ -253,9 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = load_settings()
     from chatbot.encoder import resolve_model
-    from chatbot.train import _integer_hub_timeouts
+    from chatbot.train import set_hub_timeouts
 
-    _integer_hub_timeouts()
+    set_hub_timeouts()
 
     base_dir = resolve_model(settings.encoder.model, settings.encoder.hub_timeout_s).path
     train_seconds = None

@@ -13,11 +13,8 @@ checkpoint. The model is written atomically: a stopped run never leaves half a m
 """
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import platform
 import shlex
 import sys
 import time
@@ -25,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chatbot.encoder import _default_device, resolve_model
 from chatbot.settings import EncoderSettings, Settings, load_settings
 from chatbot.text import correct_spacing, normalise
+from chatbot.training.config import TrainConfig, build_parser
 from chatbot.training.output import AtomicOutput, OutputExistsError
 from chatbot.training.pairs import (
     Split,
@@ -40,79 +39,12 @@ from chatbot.training.pairs import (
     read_table,
     split_data,
 )
+from chatbot.training.report import REPORT_JSON, REPORT_MD, TrainingReport, torch_threads, versions, write_report
+
+__all__ = ["REPORT_JSON", "REPORT_MD", "Preparer", "TrainConfig", "TrainingReport", "build_parser", "main", "run",
+           "set_hub_timeouts"]
 
 log = logging.getLogger(__name__)
-
-REPORT_JSON = "training_report.json"
-REPORT_MD = "training_report.md"
-
-
-# --- command line --------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m chatbot.train",
-        description="Fine-tune the sentence encoder on your FAQ and pair files; writes a sentence-transformers folder.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--output", "-o", required=True, type=Path, help="folder for the adapted model (written atomically)")
-    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists (only once training succeeded)")
-    p.add_argument("--base", default=None, help="model to start from (default: encoder.model of the settings)")
-
-    data = p.add_argument_group("training data (any combination)")
-    data.add_argument("--faq", nargs="+", default=[], type=Path, metavar="FILE",
-                      help="FAQ files (the product's readers): alternative questions are paraphrases of each other")
-    data.add_argument("--grouped", nargs="+", default=[], type=Path, metavar="FILE",
-                      help="rows sharing --group-col are paraphrases (e.g. chatbot Q/A grouped by answer)")
-    data.add_argument("--text-col", default="Q", help="question column of --grouped/--eval files")
-    data.add_argument("--group-col", default="A", help="group column of --grouped/--eval files")
-    data.add_argument("--answer-pairs", action="store_true",
-                      help="also train question→answer (FAQ answer, or the --group-col text of --grouped files)")
-    data.add_argument("--pairs", nargs="+", default=[], type=Path, metavar="FILE", help="positive pairs (CSV/TSV/JSONL)")
-    data.add_argument("--anchor-col", default="anchor")
-    data.add_argument("--positive-col", default="positive")
-    data.add_argument("--label-col", default=None, help="keep only rows whose label equals --positive-label")
-    data.add_argument("--positive-label", default="1")
-    data.add_argument("--qa", nargs="+", default=[], type=Path, metavar="FILE", help="question→answer pairs")
-    data.add_argument("--question-col", default="question")
-    data.add_argument("--answer-col", default="answer")
-    data.add_argument("--sts", nargs="+", default=[], type=Path, metavar="FILE", help="scored pairs, trained with CoSENT")
-    data.add_argument("--sentence1-col", default="sentence1")
-    data.add_argument("--sentence2-col", default="sentence2")
-    data.add_argument("--score-col", default="score")
-    data.add_argument("--max-pairs-per-group", type=int, default=30, help="cap on question pairs taken from one group")
-
-    ev = p.add_argument_group("evaluation")
-    ev.add_argument("--eval", nargs="+", default=[], type=Path, metavar="FILE",
-                    help="held-out question set (--text-col/--group-col); default: --eval-split of the groups")
-    ev.add_argument("--eval-split", type=float, default=0.1, help="fraction of groups held out for validation")
-    ev.add_argument("--sts-dev", type=Path, default=None, help="STS file to watch (Spearman), e.g. korsts_dev.tsv")
-    ev.add_argument("--evals-per-epoch", type=float, default=2.0)
-
-    tr = p.add_argument_group("recipe")
-    tr.add_argument("--epochs", type=float, default=3.0)
-    tr.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps (overrides --epochs)")
-    tr.add_argument("--batch-size", type=int, default=None, help="pairs per batch (default 64 on CPU, 256 on CUDA)")
-    tr.add_argument("--cached", action="store_true",
-                    help="CachedMultipleNegativesRankingLoss: a large batch computed in --mini-batch-size pieces")
-    tr.add_argument("--mini-batch-size", type=int, default=32)
-    tr.add_argument("--symmetric", action="store_true", help="in-batch loss in both directions (anchor↔positive)")
-    tr.add_argument("--scale", type=float, default=20.0, help="similarity scale (1/temperature) of the in-batch loss")
-    tr.add_argument("--hard-negatives", action="store_true", help="mine one hard negative per pair with the base model")
-    tr.add_argument("--negatives-pool", type=int, default=10, help="sample the negative among the top N candidates")
-    tr.add_argument("--lr", type=float, default=5e-5)
-    tr.add_argument("--warmup", type=float, default=0.1, help="warm-up fraction of the steps")
-    tr.add_argument("--weight-decay", type=float, default=0.01)
-    tr.add_argument("--max-seq-length", type=int, default=64)
-    tr.add_argument("--train-embeddings", action="store_true",
-                    help="also train the word-embedding matrix (slower on CPU, overfits rare tokens)")
-    tr.add_argument("--freeze-layers", type=int, default=0,
-                    help="keep the lowest N transformer layers fixed (faster backward pass on CPU)")
-    tr.add_argument("--threads", type=int, default=None,
-                    help="CPU threads for torch (default: torch's choice; 1 is faster on a busy machine)")
-    tr.add_argument("--seed", type=int, default=42)
-    tr.add_argument("--device", default=None, help="cpu / cuda (default: the settings' device, else cuda when present)")
-    tr.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 # --- text preparation: exactly what the product embeds -------------------------------------------
@@ -132,7 +64,7 @@ class Preparer:
 
 
 # --- data ----------------------------------------------------------------------------------------
-def read_inputs(args: argparse.Namespace) -> tuple[TrainingData, TrainingData | None]:
+def read_inputs(args: TrainConfig) -> tuple[TrainingData, TrainingData | None]:
     data = TrainingData()
     for path in args.faq:
         rejected = add_faq(data, path)
@@ -154,7 +86,7 @@ def read_inputs(args: argparse.Namespace) -> tuple[TrainingData, TrainingData | 
     return data, eval_data
 
 
-def read_sts(path: Path, args: argparse.Namespace) -> tuple[list[str], list[str], list[float]]:
+def read_sts(path: Path, args: TrainConfig) -> tuple[list[str], list[str], list[float]]:
     first, second, scores = [], [], []
     for row in read_table(path):
         try:
@@ -197,14 +129,6 @@ def build_datasets(split: Split, prepare: Preparer, negatives: list[str | None] 
 
 
 # --- model / trainer -----------------------------------------------------------------------------
-def default_device(requested: str | None) -> str:
-    if requested:
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def load_model(path: Path, device: str, max_seq_length: int, train_embeddings: bool, freeze_layers: int = 0):
     from sentence_transformers import SentenceTransformer
 
@@ -233,7 +157,7 @@ def _encoder_layers(inner):
     return list(layers) if layers is not None else None
 
 
-def make_loss(model, args: argparse.Namespace, has_sts: bool, has_pairs: bool):
+def make_loss(model, args: TrainConfig, has_sts: bool, has_pairs: bool):
     from sentence_transformers.sentence_transformer import losses
 
     directions = ("query_to_doc", "doc_to_query") if args.symmetric else ("query_to_doc",)
@@ -279,53 +203,11 @@ def evaluate_all(model, evaluators: list) -> dict[str, float]:
     return metrics
 
 
-# --- report --------------------------------------------------------------------------------------
-def write_report(folder: Path, report: dict[str, Any]) -> None:
-    (folder / REPORT_JSON).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    before, after = report["metrics"]["before"], report["metrics"]["after"]
-    lines = [
-        "# Encoder adaptation report",
-        "",
-        f"- base model: `{report['base_model']}`",
-        f"- command: `{report['command']}`",
-        f"- device: {report['device']} ({report['threads']} threads), training time {report['train_seconds']:.0f} s "
-        f"(CPU {report['train_cpu_seconds']:.0f} s), "
-        f"{report['steps']} steps, best checkpoint step {report.get('best_step') or 'last'}",
-        f"- training rows: {json.dumps(report['rows'])}",
-        "",
-        "| metric | before | after |",
-        "|---|---|---|",
-    ]
-    for key in sorted(set(before) | set(after)):
-        lines.append(f"| {key} | {before.get(key, '')} | {after.get(key, '')} |")
-    lines += ["", "| data file | sha256 |", "|---|---|"]
-    lines += [f"| {path} | `{digest[:16]}…` |" for path, digest in report["files"].items()]
-    (folder / REPORT_MD).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def torch_threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
-
-
-def _versions() -> dict[str, str]:
-    import sentence_transformers
-    import torch
-    import transformers
-
-    return {
-        "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
-    }
-
-
 # --- the command ---------------------------------------------------------------------------------
-def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str, Any]:
+def run(args: TrainConfig, settings: Settings | None = None) -> TrainingReport:
     """Trains and publishes the model; returns the report. Raises on bad input, before any training."""
     from transformers import set_seed
 
-    from chatbot.encoder import resolve_model
     from chatbot.training.metrics import GroupedRetrievalEvaluator, StsEvaluator, encode_fn
     from chatbot.training.negatives import mine
     from chatbot.training.sampler import group_aware_sampler
@@ -334,7 +216,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str,
     settings = settings or load_settings()
     prepare = Preparer.of(settings.encoder)
     base = resolve_model(args.base or settings.encoder.model, settings.encoder.hub_timeout_s)
-    device = default_device(args.device or settings.encoder.device)
+    device = args.device or settings.encoder.device or _default_device()
     cuda = device.startswith("cuda")
     batch_size = args.batch_size or (256 if cuda else 64)
     set_seed(args.seed)
@@ -388,37 +270,36 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> dict[str,
 
         model.max_seq_length = model.base_max_seq_length
         model.save(str(out.model))
-        report = {
-            "base_model": base.model_id,
-            "base_path": str(base.path),
-            "output": str(out.target),
-            "command": shlex.join([Path(sys.executable).name, "-m", "chatbot.train", *getattr(args, "_argv", [])]),
-            "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                       if not k.startswith("_") and not isinstance(v, list) and k not in ("output", "overwrite", "quiet")},
-            "prefix": settings.encoder.question_prefix,
-            "input": settings.encoder.input,
-            "rows": {"pairs": len(split.pairs), "scored": len(split.scored), "validation_questions": len(split.eval_texts),
-                     **{f"pairs_{kind}": sum(1 for p in split.pairs if p.kind == kind) for kind in ("paraphrase", "answer", "pair")}},
-            "files": data.files,
-            "device": device,
-            "batch_size": batch_size,
-            "steps": trainer.state.global_step,
-            "steps_per_epoch": steps_per_epoch,
-            "best_step": best_step,
-            "train_seconds": round(train_seconds, 1),
-            "train_cpu_seconds": round(train_cpu, 1),  # all threads of this process; wall time varies with load
-            "threads": torch_threads(),
-            "total_seconds": round(time.monotonic() - started, 1),
-            "metrics": {"before": before, "after": after},
-            "versions": _versions(),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        report = TrainingReport(
+            base_model=base.model_id,
+            base_path=str(base.path),
+            output=str(out.target),
+            command=shlex.join([Path(sys.executable).name, "-m", "chatbot.train", *args.argv]),
+            recipe=args.recipe(),
+            prefix=settings.encoder.question_prefix,
+            input=settings.encoder.input,
+            rows={"pairs": len(split.pairs), "scored": len(split.scored), "validation_questions": len(split.eval_texts),
+                  **{f"pairs_{kind}": sum(1 for p in split.pairs if p.kind == kind) for kind in ("paraphrase", "answer", "pair")}},
+            files=data.files,
+            device=device,
+            batch_size=batch_size,
+            steps=trainer.state.global_step,
+            steps_per_epoch=steps_per_epoch,
+            best_step=best_step,
+            train_seconds=round(train_seconds, 1),
+            train_cpu_seconds=round(train_cpu, 1),
+            threads=torch_threads(),
+            total_seconds=round(time.monotonic() - started, 1),
+            metrics={"before": before, "after": after},
+            versions=versions(),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
         write_report(out.model, report)
         out.commit()
     return report
 
 
-def _make_trainer(model, args, work: Path, train_dataset, loss, evaluators, batch_size: int, cuda: bool, sampler):
+def _make_trainer(model, args: TrainConfig, work: Path, train_dataset, loss, evaluators, batch_size: int, cuda: bool, sampler):
     import math
 
     import torch
@@ -484,8 +365,12 @@ def reindex_hint(model_dir: Path, faq_files: list[Path]) -> str:
     return f"FAQBOT_ENCODER__MODEL={shlex.quote(str(model_dir))} python -m ingest faq {files} --rebuild"
 
 
-def _integer_hub_timeouts() -> None:
-    """huggingface_hub parses its timeout variables with int(); resolve_model would set them to "5.0"."""
+def set_hub_timeouts() -> None:
+    """Point huggingface_hub's time-outs at encoder.hub_timeout_s, unless the environment already sets them.
+
+    huggingface_hub reads HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT once, when it is first imported (by
+    transformers, before resolve_model runs), and parses them with int(): so whole seconds, and early.
+    """
     import math
 
     timeout = str(math.ceil(load_settings().encoder.hub_timeout_s))
@@ -494,12 +379,10 @@ def _integer_hub_timeouts() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args._argv = argv
+    args = TrainConfig.from_argv(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _integer_hub_timeouts()
+    set_hub_timeouts()
     try:
         report = run(args)
     except OutputExistsError as exc:
@@ -511,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: nothing was written to {args.output}", file=sys.stderr)
         return 130
-    target = Path(report["output"])
+    target = Path(report.output)
     print(f"\nAdapted encoder written to {target} (report: {target / REPORT_MD})")
     print("Point the product at it (or set encoder.model in your config YAML):")
     print(f"  export FAQBOT_ENCODER__MODEL={shlex.quote(str(target))}")

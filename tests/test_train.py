@@ -196,8 +196,7 @@ def test_faq_files_become_paraphrase_groups(tmp_path: Path):
     )
     entries = faq_readers.read_faq(path).items
     assert entries, "the FAQ reader read nothing from the test CSV"
-    parser = train.build_parser()
-    args = parser.parse_args(["--faq", str(path), "--answer-pairs", "--output", str(tmp_path / "m")])
+    args = train.TrainConfig.from_argv(["--faq", str(path), "--answer-pairs", "--output", str(tmp_path / "m")])
     data, eval_data = train.read_inputs(args)
     assert eval_data is None
     expected = sum(1 + len(e.alternatives) for e in entries)
@@ -209,3 +208,12 @@ def test_faq_files_become_paraphrase_groups(tmp_path: Path):
         assert any(p.kind == "paraphrase" for p in split.pairs)
     assert split.components.of("주문 후 2~3일 안에 도착합니다.") == delivery
     assert sum(p.kind == "answer" for p in split.pairs) == expected
+
+
+def test_config_takes_every_flag_and_the_recipe_leaves_out_files_and_output(tmp_path: Path):
+    argv = ["--grouped", "a.csv", "b.csv", "--output", str(tmp_path / "m"), "--sts-dev", "dev.tsv", "--epochs", "2"]
+    config = train.TrainConfig.from_argv(argv)
+    assert config.grouped == [Path("a.csv"), Path("b.csv")] and config.epochs == 2.0 and config.argv == tuple(argv)
+    recipe = config.recipe()
+    assert recipe["sts_dev"] == "dev.tsv" and recipe["epochs"] == 2.0 and recipe["batch_size"] is None
+    assert not {"output", "overwrite", "quiet", "argv", "grouped", "faq"} & set(recipe)

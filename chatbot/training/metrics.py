@@ -11,6 +11,8 @@ import numpy as np
 
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
+from chatbot.fusion import group_hits
+from chatbot.records import Hit
 from chatbot.training.pairs import pick_queries
 
 EncodeFn = Callable[[list[str]], np.ndarray]
@@ -43,17 +45,19 @@ def rank_metrics(ranked_groups: Sequence[Sequence[str]], gold: Sequence[str], k:
 
 
 def rank_by_group(scores: np.ndarray, groups: Sequence[str], k: int = 10) -> list[str]:
-    """Best-scoring variant per group, best first, cut to k groups."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for i in np.argsort(-scores, kind="stable"):
-        group = groups[int(i)]
-        if group not in seen:
-            seen.add(group)
-            out.append(group)
-            if len(out) == k:
-                break
-    return out
+    """Best-scoring variant per group, best first, cut to k groups: the product's ``group_hits``.
+
+    Rows go in best first (equal scores keep row order), and only a prefix of them: once a prefix holds k
+    groups, no later row can change the top k, so long corpora cost a few dozen hits per query, not one per row.
+    """
+    order = np.argsort(-scores, kind="stable")
+    size = 4 * k
+    while True:
+        hits = [Hit(groups[int(i)], "", "faq", float(scores[i]), {}) for i in order[:size]]  # grouped by record_id
+        top = group_hits(hits, k)
+        if len(top) >= k or size >= len(order):
+            return [hit.record_id for hit in top]
+        size *= 2
 
 
 def grouped_retrieval(
