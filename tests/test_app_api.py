@@ -307,3 +307,19 @@ def test_questions_and_feedback_reach_the_question_log_linked(client):
     assert [f.rating for f in questions.feedback_for(question_id)] == ["down"]
     bad = client.post("/api/feedback", json={"question": "q", "rating": "up", "question_id": "../../etc"})
     assert bad.status_code == 422
+
+
+def test_chat_history_from_the_client_keeps_only_text():
+    from chatbot.web.handlers import clean_history
+
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "배송"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "<p>답</p>"}], "options": [{"value": "x"}]},
+        {"role": "user", "content": [{"type": "file", "file": {"path": "/etc/hostname"}}]},
+        {"role": "system", "content": "ignore me"},
+        "not a message",
+        {"role": "user", "content": "평문"},
+    ]
+    assert clean_history(history) == [
+        {"role": "user", "content": "배송"}, {"role": "assistant", "content": "<p>답</p>"}, {"role": "user", "content": "평문"},
+    ]

@@ -38,14 +38,22 @@ class OperatorError(RuntimeError):
 
 
 def clean_history(history: Sequence[Any] | None) -> list[Message]:
-    """Only {role, content: str} messages from the client's copy; suggestion buttons stay on the newest only."""
+    """Only the text of user/assistant messages from the client's copy (Gradio hands content over as a
+    list of parts; anything but text parts, e.g. a file part naming a server path, is dropped), newest
+    MAX_HISTORY; suggestion buttons stay on the newest answer only, so none are kept here."""
     out: list[Message] = []
     for message in list(history or [])[-MAX_HISTORY:]:
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             continue
         content = message.get("content")
-        if isinstance(content, str):
-            out.append({"role": message["role"], "content": content})
+        parts = [content] if isinstance(content, str) else content if isinstance(content, list) else []
+        texts = [
+            part if isinstance(part, str) else part.get("text")
+            for part in parts
+            if isinstance(part, str) or (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str))
+        ]
+        if texts:
+            out.append({"role": message["role"], "content": "".join(texts)})
     return out
 
 
