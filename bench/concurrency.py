@@ -7,8 +7,11 @@ The web app answers each request on its own thread and every question costs one 
 Here N threads ask in a closed loop (each asks again as soon as it has its vector) for a fixed time,
 once with micro-batching off (micro_batch_max 1) and once on (the configured micro_batch_max/wait),
 and the same model encodes batches of 64 in one thread: the ceiling a perfect batcher could reach.
-Reported: questions/s, its ratio to that ceiling, per-question latency p50/p95, and the mean batch the
-batcher formed. All phases share one model and one run, so their ratios survive a noisy machine.
+Reported: questions/s, its ratio to that ceiling, per-question latency p50/p95, the mean batch the
+batcher formed, and the process CPU time per question: on a shared machine many runnable threads win
+a bigger share of the cores, which flatters unbatched wall-clock rates; CPU ms/question does not move
+with that share. All phases share one model and run interleaved in --rounds slices (off, on, ceiling,
+off, ...), so a machine whose load swings affects them alike and their ratios stay meaningful.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ from chatbot.settings import PROJECT_ROOT  # noqa: E402
 BATCH = 64
 
 
-def closed_loop(encoder: Encoder, questions: list[str], threads: int, seconds: float) -> tuple[float, np.ndarray]:
-    """(questions per second, latencies in s) of ``threads`` threads each asking one question at a time."""
+def closed_loop(encoder: Encoder, questions: list[str], threads: int, seconds: float) -> tuple[float, np.ndarray, float]:
+    """(questions/s, latencies in s, process CPU s) of ``threads`` threads each asking one question at a time."""
     latencies: list[list[float]] = [[] for _ in range(threads)]
     start = threading.Barrier(threads + 1)
     deadline = [0.0]
@@ -49,30 +52,31 @@ def closed_loop(encoder: Encoder, questions: list[str], threads: int, seconds: f
     pool = [threading.Thread(target=worker, args=(slot,), daemon=True) for slot in range(threads)]
     for thread in pool:
         thread.start()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     deadline[0] = began + seconds
     start.wait()
     for thread in pool:
         thread.join()
     elapsed = time.perf_counter() - began  # includes the calls still running at the deadline
     flat = np.array([x for per in latencies for x in per])
-    return len(flat) / elapsed, flat
+    return len(flat) / elapsed, flat, time.process_time() - cpu
 
 
-def batched_rate(encoder: Encoder, questions: list[str], seconds: float) -> float:
-    """Questions/s of one thread encoding batches of 64: the ceiling for micro-batching."""
+def batched_rate(encoder: Encoder, questions: list[str], seconds: float) -> tuple[float, int, float]:
+    """(questions/s, questions, process CPU s) of one thread encoding batches of 64: the micro-batching ceiling."""
     batch = (questions * (BATCH // len(questions) + 1))[:BATCH]
-    done, began = 0, time.perf_counter()
+    done, began, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - began < seconds:
         encoder.encode_questions(batch)
         done += BATCH
-    return done / (time.perf_counter() - began)
+    return done / (time.perf_counter() - began), done, time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=10.0, help="per phase (default 10)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase, all rounds together (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved slices per phase (default 3)")
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default=None, help="default: the configured one")
     parser.add_argument("--out", type=Path, default=None, help="also write the report as markdown")
     args = parser.parse_args(argv)
@@ -88,24 +92,41 @@ def main(argv: list[str] | None = None) -> int:
         unbatched.onnx)
     unbatched.encode_questions(questions[:BATCH])  # warm-up
 
-    ceiling = batched_rate(unbatched, questions, min(args.seconds, 5.0))
+    phases = {"micro-batching off": unbatched,
+              f"micro-batching on (max {configured.micro_batch_max}, wait {configured.micro_batch_wait_ms:g} ms)": batched}
+    rates: dict[str, list[float]] = {label: [] for label in phases}
+    latencies: dict[str, list[np.ndarray]] = {label: [] for label in phases}
+    cpu: dict[str, float] = {label: 0.0 for label in phases}
+    ceilings, ceiling_done, ceiling_cpu = [], 0, 0.0
+    slice_s = args.seconds / args.rounds
+    for _ in range(args.rounds):
+        for label, encoder in phases.items():
+            rate, lat, seconds = closed_loop(encoder, questions, args.threads, slice_s)
+            rates[label].append(rate)
+            latencies[label].append(lat)
+            cpu[label] += seconds
+        rate, done, seconds = batched_rate(unbatched, questions, slice_s / 2)
+        ceilings.append(rate)
+        ceiling_done, ceiling_cpu = ceiling_done + done, ceiling_cpu + seconds
+    ceiling = float(np.mean(ceilings))
     rows = []
-    for label, encoder in (("micro-batching off", unbatched),
-                           (f"micro-batching on (max {configured.micro_batch_max}, wait {configured.micro_batch_wait_ms:g} ms)", batched)):
-        rate, latencies = closed_loop(encoder, questions, args.threads, args.seconds)
+    for label, encoder in phases.items():
+        rate, lat = float(np.mean(rates[label])), np.concatenate(latencies[label])
         batcher = encoder.micro_batcher
         mean_batch = f"{batcher.items / max(batcher.calls, 1):.1f}" if batcher else "1"
-        rows.append([label, f"{rate:.0f}", f"{rate / ceiling:.2f}", f"{np.percentile(latencies, 50) * 1000:.0f}",
-                     f"{np.percentile(latencies, 95) * 1000:.0f}", mean_batch])
+        rows.append([label, f"{rate:.0f}", f"{rate / ceiling:.2f}", f"{np.percentile(lat, 50) * 1000:.0f}",
+                     f"{np.percentile(lat, 95) * 1000:.0f}", mean_batch, f"{cpu[label] / len(lat) * 1000:.1f}"])
     batched.close()
-    rows.append([f"one thread, batches of {BATCH} (ceiling)", f"{ceiling:.0f}", "1.00", "–", "–", str(BATCH)])
+    rows.append([f"one thread, batches of {BATCH} (ceiling)", f"{ceiling:.0f}", "1.00", "–", "–", str(BATCH),
+                 f"{ceiling_cpu / max(ceiling_done, 1) * 1000:.1f}"])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     report = "\n".join([
-        f"## Concurrent questions ({unbatched.backend} backend, {args.threads} threads × {args.seconds:g} s, "
+        f"## Concurrent questions ({unbatched.backend} backend, {args.threads} threads × {args.seconds:g} s "
+        f"in {args.rounds} interleaved slices, "
         f"{os.cpu_count()} cores, load average {load:.1f})",
         "",
         markdown_table(["encode_questions([q]) from many threads", "questions/s", "÷ batched", "p50 ms", "p95 ms",
-                        "mean batch"], rows),
+                        "mean batch", "CPU ms/question"], rows),
     ])
     emit(report, args.out)
     return 0
