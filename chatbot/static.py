@@ -1,32 +1,33 @@
-"""Static-embedding retrieval (issue 7): a Word2Vec-style bag of vectors built from what the store holds.
+"""Static-embedding retrieval: sentence vectors averaged from word vectors, built from what the store holds.
 
-No transformer runs per question: a question is tokenised, its token vectors are looked up and
-averaged, and the result is compared by cosine with every stored record. That makes it a cheap
-third signal next to kiwi-BM25 and the dense encoder, with a `search()` shaped like
+No transformer runs over a whole question: a question is split into kiwi content morphemes
+(chatbot.text.morphemes: nouns, stems, roots, foreign words…), their vectors are looked up and
+averaged with SIF weights, and the result is compared by cosine with every stored record. That makes
+it a cheap third signal next to kiwi-BM25 and the dense encoder, with a `search()` shaped like
 `Retriever.search` so the evaluator, benchmarks and tests treat it as one more mode.
 
-Two ways to get the token vectors were built and measured (bench/retrieval_quality.py; see the
-README of the measurements in the final report of issue 7):
+Both methods weight a morpheme by SIF, a / (a + p(w)) with a = 0.01 and p(w) its share of the
+morphemes of the corpus (every stored text plus each distinct FAQ answer):
 
-* ``word2vec`` — gensim Word2Vec trained on kiwi content morphemes of the stored texts (questions,
-  answers, document chunks), sentence vector = SIF-weighted mean (a / (a + p(w)), p from corpus
-  counts) with the corpus' first principal component removed. It knows only the user's own corpus:
-  an FAQ of a few hundred lines is far too little text to learn what words mean, so related but
-  different words (택배/배송, 캔슬/취소) stay unrelated and unseen words are dropped.
-* ``distilled`` (default) — model2vec-style distillation of the configured encoder: every subword
-  token the corpus or a question uses is passed once through the encoder on its own ([CLS] t [SEP],
-  mean pooled, exactly model2vec's ``create_embeddings``), the vectors are projected by PCA fitted on
-  the corpus' tokens and weighted by SIF from the tokenizer's unigram log-probabilities. The token
-  vectors inherit the encoder's multilingual semantics, so synonyms and English loan words match.
-  Tokens are distilled lazily and cached per encoder (memory and disk), so the first build costs one
-  short forward pass per distinct corpus token (a few seconds) instead of model2vec's full
-  250k-token vocabulary (≈10 minutes on two cores for e5), and model2vec's ``skeletoken``
-  dependency (which pins transformers < 5.4) is not needed.
+* ``word2vec`` — gensim skip-gram Word2Vec trained on the corpus' morphemes; a sentence vector is the
+  SIF-weighted mean of its known morphemes' vectors with the corpus' common direction (first singular
+  vector of the corpus' sentence vectors) removed. It knows only the user's own corpus: an FAQ of a
+  few hundred lines is far too little text to learn what words mean, so related but different words
+  (택배/배송, 캔슬/취소) stay unrelated and unseen words are dropped.
+* ``distilled`` (default) — model2vec-style distillation of the configured encoder over a morpheme
+  vocabulary: each morpheme is encoded once on its own by the encoder (its tokenizer's special tokens
+  around the morpheme's pieces, its pooling, no question prefix), and a sentence vector is the
+  SIF-weighted mean of its morphemes' vectors centred on the mean vector of the corpus' distinct
+  morphemes (no PCA: fewer dimensions measured slightly worse). A morpheme the corpus never uses
+  counts as seen once. The vectors inherit the encoder's multilingual semantics, so synonyms and
+  English loan words match. Morphemes are distilled on first sight (the corpus' when the index is
+  built, a question's new ones when it is asked) and cached per encoder, in memory and on disk, so a
+  build costs one short forward pass per distinct morpheme instead of distilling a whole vocabulary.
 
 On data/questions.csv over data/faq.csv with the real e5, ``distilled`` beats ``word2vec`` clearly
-(numbers in the issue-7 report; bench/retrieval_quality.py prints both), hence the default.
+(bench/retrieval_quality.py prints both), hence the default.
 
-Scores are cosines of averaged token vectors, on another scale than the encoder's sentence cosines
+Scores are cosines of averaged word vectors, on another scale than the encoder's sentence cosines
 (right answers sit around 0.5–1.0 on the sample data), hence `answer.static_threshold`;
 `python -m chatbot.evaluate --modes static` recommends one.
 """
@@ -72,7 +73,7 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 # --- (a) Word2Vec on kiwi morphemes -----------------------------------------------------------------
 @dataclass
 class Word2VecEmbedder:
-    """gensim Word2Vec over the corpus' content morphemes; SIF-weighted mean minus the first component."""
+    """gensim Word2Vec over the corpus' content morphemes; SIF-weighted mean minus the common direction."""
 
     vectors: dict[str, np.ndarray]
     weights: dict[str, float]
@@ -123,16 +124,18 @@ class Word2VecEmbedder:
 class DistilledEmbedder:
     """Word vectors distilled from the encoder for a kiwi-morpheme vocabulary (model2vec's custom vocabulary).
 
-    Each content morpheme (chatbot.text.morphemes: nouns, stems, roots, foreign words…) is passed once
-    through the encoder on its own, `[CLS] ▁word-pieces [SEP]` mean pooled, exactly what model2vec's
-    `distill(vocabulary=…)` does for a word vocabulary. A sentence vector is the SIF-weighted mean
-    a / (a + p(w)) of its morphemes' vectors, centred on the corpus vocabulary's mean (model2vec's PCA
-    centres too; PCA to fewer dimensions measured slightly worse here and is left out). p(w) counts
-    the corpus; a word the corpus never uses counts as seen once. Morphemes of a question that the
-    corpus lacks are distilled on first sight (one short forward pass each) and cached, so related
-    words that the FAQ does not use still pull towards the right entry.
+    Each content morpheme (chatbot.text.morphemes: nouns, stems, roots, foreign words…) is encoded once
+    on its own by the encoder (``model.encode(word)``: the tokenizer's special tokens around the word's
+    pieces, the model's own pooling, no question prefix). A sentence vector is the SIF-weighted mean
+    a / (a + p(w)) of its morphemes' vectors, each centred on the mean vector of the corpus' distinct
+    morphemes (model2vec's PCA centres too; PCA to fewer dimensions measured slightly worse here and is
+    left out). p(w) is the morpheme's share of the corpus' morpheme counts; a morpheme the corpus never
+    uses counts as seen once. Morphemes of a question that the corpus lacks are distilled on first
+    sight (one short forward pass each) and kept, so related words that the FAQ does not use still
+    pull towards the right entry.
 
-    Word vectors are cached per encoder in memory and in `cache_dir/words.npz`.
+    Word vectors are kept per encoder in memory and written to `cache_dir/words.npz` by `fit` (so a
+    question's new morphemes reach the disk with the next index build).
     """
 
     _BATCH = 256
@@ -256,7 +259,8 @@ class StaticRetriever:
 
     @property
     def index(self) -> _StaticIndex:
-        """Built from store.all_records(); rebuilt when the store's fingerprint changes."""
+        """Built from store.all_records(); rebuilt when the store's fingerprint changes (checked at most
+        every `refresh_s` seconds, or on the next use after `refresh()`)."""
         with self._lock:
             if self._index is None or time.monotonic() - self._checked_at > self.refresh_s:
                 fingerprint = self.store.fingerprint()
@@ -286,7 +290,8 @@ class StaticRetriever:
     def search(
         self, question: str, k: int | None = None, mode: str | None = None, category: str | None = None
     ) -> list[Hit]:
-        """Top-k hits, one per FAQ (best variant wins), best first; `mode` is accepted and ignored."""
+        """Top-k hits, one per FAQ (best variant wins), best first, among the `retrieval.candidates` best
+        records with a positive score; `mode` is accepted and ignored."""
         k = k or self.settings.retrieval.top_k
         index = self.index
         if not index.records.ids:
