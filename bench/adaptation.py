@@ -42,7 +42,7 @@ CACHE = PROJECT_ROOT / "var" / "bench" / "adaptation-cache.json"
 
 # Named recipes: flags for `python -m chatbot.train` (the data flags are added by the bench).
 RECIPES: dict[str, list[str]] = {
-    # in-batch negatives on question pairs only (the colleague's naive baseline, group-aware batches)
+    # in-batch negatives on question pairs only (the simplest recipe, the baseline; group-aware batches)
     "naive": ["--epochs", "1", "--batch-size", "64"],
     # + question→answer pairs: the shared answer ties a group's questions together
     "answer-aware": ["--answer-pairs", "--epochs", "1", "--batch-size", "64", "--symmetric"],
