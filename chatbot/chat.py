@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
+import uuid
 
 from chatbot.answer import QuestionError
+from chatbot.cli_errors import describe, fatal
+from chatbot.questionlog import entry_from_answer, open_log
 from chatbot.pipeline import open_pipeline
 from chatbot.records import Answer
 from chatbot.settings import load_settings
@@ -59,23 +63,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--category", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    pipeline = open_pipeline(load_settings())
-    if pipeline.store.count() == 0:
-        print("저장소가 비어 있습니다. 먼저 `python -m ingest faq data/faq.csv`로 FAQ를 넣어 주세요.", file=sys.stderr)
-        return 2
+    try:  # a broken or busy store, a missing model: the same one-line message as the ingest command
+        settings = load_settings()
+        pipeline = open_pipeline(settings)
+        if pipeline.store.count() == 0:
+            return fatal("저장소가 비어 있습니다. 먼저 `python -m ingest faq data/faq.csv`로 FAQ를 넣어 주세요. (The store is empty.)")
+    except Exception as exc:
+        return fatal(describe(exc))
+    questions_log = open_log(settings)
+    session = uuid.uuid4().hex
     questions = [" ".join(args.question)] if args.question else None
     previous: Answer | None = None
-    while True:
-        question = questions.pop() if questions else _prompt()
-        if question is None:
-            return 0
-        try:
-            previous = pipeline.answerer.ask(pick_candidate(question, previous), mode=args.mode, category=args.category)
-            print(format_answer(previous))
-        except QuestionError as exc:
-            print(str(exc))
-        if args.question:
-            return 0
+    try:
+        while True:
+            question = questions.pop() if questions else _prompt()
+            if question is None:
+                return 0
+            question = pick_candidate(question, previous)
+            try:
+                started = time.perf_counter()
+                previous = pipeline.answerer.ask(question, mode=args.mode, category=args.category)
+                print(format_answer(previous))
+                if questions_log is not None:
+                    questions_log.record(entry_from_answer(
+                        question, previous, channel="terminal", mode=args.mode or settings.retrieval.mode,
+                        category=args.category, session=session, latency_ms=(time.perf_counter() - started) * 1000,
+                    ))
+            except QuestionError as exc:
+                print(str(exc))
+            except Exception as exc:  # the store went away mid-session: say so, keep the prompt
+                print(f"오류 (error): {describe(exc)}", file=sys.stderr)
+            if args.question:
+                return 0
+    finally:
+        if questions_log is not None:
+            questions_log.close()
 
 
 def _prompt() -> str | None:

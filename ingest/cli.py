@@ -15,9 +15,11 @@ import os
 import sys
 from pathlib import Path
 
+from chatbot.cli_errors import describe, fatal
+
 log = logging.getLogger("ingest")
 
-EXIT_OK, EXIT_REJECTED, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_REJECTED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,21 +55,16 @@ def _configure_logging(quiet: bool, verbose: bool) -> None:
         logging.getLogger(name).setLevel(level)
 
 
-def _fatal(message: str) -> int:
-    print(f"오류 (error): {message}", file=sys.stderr)
-    return EXIT_FATAL
-
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.quiet, args.verbose)
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
-        return _fatal(f"경로가 없습니다 (not found): {', '.join(missing)}")
+        return fatal(f"경로가 없습니다 (not found): {', '.join(missing)}")
 
-    from chatbot.encoder import ModelNotFoundError
     from chatbot.settings import load_settings
-    from chatbot.store import EncoderMismatchError, StoreInUseError, StoreUnavailableError, claimed
+    from chatbot.store import claimed
     from ingest.sync import ingest_paths
 
     try:
@@ -76,15 +73,13 @@ def main(argv: list[str] | None = None) -> int:
             report = ingest_paths(
                 settings, args.kind, args.paths, dry_run=args.dry_run, rebuild=args.rebuild, show_progress=not args.quiet
             )
-    except (EncoderMismatchError, ModelNotFoundError, StoreInUseError, StoreUnavailableError) as exc:
-        return _fatal(str(exc))
     except KeyboardInterrupt:
         print("중단되었습니다. 다시 실행하면 이어서 완료합니다 (interrupted; rerun to finish).", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a clear message, no traceback (unless --verbose)
         if args.verbose:
             log.exception("ingest failed")
-        return _fatal(f"{type(exc).__name__}: {exc}")
+        return fatal(describe(exc))
 
     print(format_report(report))
     return EXIT_REJECTED if report.rejected else EXIT_OK

@@ -299,3 +299,17 @@ def test_chroma_outage_is_a_503_with_a_message_and_heals(tmp_path, tiny_model_di
     finally:
         os.kill(chroma.pid, signal.SIGCONT) if chroma.poll() is None else None
         stop(chroma)
+
+
+# --- 10. the terminal chat on a broken store ------------------------------------------------------------------
+def test_terminal_chat_on_a_corrupt_store_prints_one_clear_line(tmp_path, tiny_model_dir):
+    env = app_env(tmp_path, tiny_model_dir)
+    store = Path(env["FAQBOT_STORE__PATH"])
+    store.mkdir(parents=True)
+    (store / "chroma.sqlite3").write_bytes(b"this is not a database" * 100)
+    got = subprocess.run(
+        [sys.executable, "-m", "chatbot.chat", "배송은 얼마나 걸리나요?"], cwd=PROJECT_ROOT, env=env,
+        capture_output=True, text=True, timeout=180,
+    )
+    assert got.returncode == 2, got.stdout + got.stderr
+    assert "Traceback" not in got.stderr and "오류 (error):" in got.stderr
