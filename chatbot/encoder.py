@@ -5,8 +5,10 @@ Chroma's own default embedding function.
 
 Backends (``encoder.backend``): the SentenceTransformer (torch) is always loaded -- training, the static
 distillation and benches use it -- and with ``auto``/``onnx`` an ONNX Runtime copy of the same model
-(chatbot/onnx_encoder.py) does the encoding: ~3× faster for one question on CPU and about equal for
-batches of 64 (bench/encoder_backends.py), so it serves every call up to ``onnx_max_batch`` (0 = all).
+(chatbot/onnx_encoder.py) does the encoding: on a quiet 2-core machine ~3× faster for one question
+(6.8 vs 21 ms) and equal for batches of 64 (~225/s each); on a loaded one (load average 5-15) 1.6-3.7×
+the torch batch throughput and far ahead for one question (bench/encoder_backends.py). So ONNX serves
+every call by default; ``onnx_max_batch`` sends larger calls to torch should a machine measure otherwise.
 Both give the same vectors, so the identity a store records does not name the backend. Single-question
 calls from concurrent threads are micro-batched (chatbot/batching.py).
 """
