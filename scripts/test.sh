@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to the test results: set up (with test extras), make sure Debian's
-# Chromium is there for the browser test, run pytest.
+# Chromium (browser tests) and PostgreSQL (question-log tests) are there, run pytest.
+# `bash scripts/test.sh --fast` runs only the unmarked tests (the developer loop); CI runs everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
@@ -15,4 +16,8 @@ if [ -n "$need" ]; then
     || echo "warning: could not install $need with apt; without chromium the browser test is skipped" >&2
 fi
 export HF_HUB_OFFLINE=1 ANONYMIZED_TELEMETRY=False TOKENIZERS_PARALLELISM=false
+if [ "${1:-}" = "--fast" ]; then  # the developer loop: unmarked tests only (CI runs everything)
+  shift
+  set -- -m "not (e5 or server or browser or postgres or app or slow)" "$@"
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -55,10 +55,7 @@ def datasets_dir() -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e5: uses the real exported multilingual-e5-small (slower)")
-    config.addinivalue_line("markers", "server: starts a real `chroma run` server")
-    config.addinivalue_line("markers", "browser: drives headless Chromium")
-    config.addinivalue_line("markers", "postgres: starts a real PostgreSQL server (tests/postgres.py)")
+    """Markers are registered in pyproject.toml (--strict-markers); offline defaults for every test."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

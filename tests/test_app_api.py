@@ -253,6 +253,7 @@ def live_server(settings):
     thread.join(timeout=15)
 
 
+@pytest.mark.app
 def test_live_server_answers_50_parallel_questions(live_server, settings):
     base, app, statuses = live_server
     assert app.state.service.ready and statuses[-1] == 200
