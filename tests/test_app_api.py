@@ -56,7 +56,7 @@ def test_exact_question_gets_the_faq_answer_with_source_and_score(client):
     assert got.status_code == 200, got.text
     body = got.json()
     assert set(body) >= {"type", "answer", "score", "matched_question", "sources", "suggestions"}
-    assert body["type"] == "faq" and body["faq_id"] == "ship-1"
+    assert body["type"] == "faq" and body["faq_id"] == "ship-1" and body["faq_source"] == "faq.csv"
     assert body["answer"] == "주문 후 2~3일 안에 도착합니다."
     assert body["matched_question"] == "배송은 얼마나 걸리나요?"
     assert body["sources"][0]["source"].endswith("faq.csv") and body["sources"][0]["kind"] == "faq"

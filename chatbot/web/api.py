@@ -56,6 +56,7 @@ class AskResponse(BaseModel):
     score: float
     matched_question: str | None = None
     faq_id: str | None = None
+    faq_source: str | None = None  # the file the FAQ came from: ids are unique per file, not across files
     sources: list[dict[str, Any]] = []
     suggestions: list[str] = []
     candidates: list[dict[str, Any]] = []
@@ -184,7 +185,8 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
         answer, question_id = service.ask(
             request.question, k=request.k, category=request.category, mode=request.mode, channel="api",
         )
-        return {**answer.to_dict(), "mode": request.mode or service.mode, "question_id": question_id}
+        faq_source = answer.sources[0].get("source") if answer.faq_id and answer.sources else None
+        return {**answer.to_dict(), "faq_source": faq_source, "mode": request.mode or service.mode, "question_id": question_id}
 
     @app.get("/api/health", tags=["ops"])
     def health() -> JSONResponse:
