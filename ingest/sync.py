@@ -368,8 +368,34 @@ def ingest_paths(
         raise ValueError(f"kind must be 'faq' or 'docs', not {kind!r}")
     report = IngestReport(kind=kind, dry_run=dry_run, rebuild=rebuild)
     say = progress or (lambda fraction, message: None)
+    loaded, every_file_read = read_files(kind, paths, settings, report, say, should_stop)
+    if not loaded:  # nothing readable: leave the store (and the model) alone
+        say(1.0, "완료 (done)")
+        return report
+    _check_stop(should_stop)
+    encoder = encoder or load_encoder(settings.encoder)
+    if store is None:
+        store, was_reset = open_store(settings, encoder, reset_on_mismatch=rebuild and not dry_run)
+        if was_reset:
+            report.notes.append(
+                "인코더가 바뀌어 컬렉션 전체를 새로 만들었습니다: 다른 종류(FAQ/문서)도 다시 색인하세요 "
+                "(collection rebuilt for the new encoder; re-ingest the other kind too)"
+            )
+    plans = plan_sources(store, kind, loaded, report, prune=rebuild and every_file_read)
+    if not dry_run:
+        apply_plans(store, encoder, plans, settings.ingest.batch_size, say, show_progress, should_stop)
+    report.store_count = store.count()
+    say(1.0, "완료 (done)")
+    return report
 
-    # 1. read every file (no model needed yet)
+
+def read_files(
+    kind: IngestKind, paths: Sequence[str | Path], settings: Settings, report: IngestReport,
+    say: Progress, should_stop: StopCheck | None = None,
+) -> tuple[dict[str, list[Record]], bool]:
+    """Step 1, no model needed: records per readable source, and whether every file was read.
+
+    Unreadable files and rows go into report.rejected (and report.sources) as they are found."""
     files = expand_paths(kind, paths)
     if not files:
         report.notes.append("색인할 파일이 없습니다 (no files found)")
@@ -377,8 +403,7 @@ def ingest_paths(
     failed: set[str] = set()
 
     def reject_file(source: str, reason: str) -> None:
-        rejection = Rejection(source, None, reason)
-        report.rejected.append(rejection)
+        report.rejected.append(Rejection(source, None, reason))
         counts = report.sources.setdefault(source, SyncCounts(source))
         counts.rejected += 1
         counts.error = counts.error or reason
@@ -420,21 +445,14 @@ def ingest_paths(
         loaded[source] = records
         report.sources[source] = SyncCounts(source, rejected=len(result.rejected))
     say(_READ_SHARE, "파일을 모두 읽었습니다 (files read)")
-    if not loaded:  # nothing readable: leave the store (and the model) alone
-        say(1.0, "완료 (done)")
-        return report
+    return loaded, not failed
 
-    # 2. plan against the store
-    _check_stop(should_stop)
-    encoder = encoder or load_encoder(settings.encoder)
-    was_reset = False
-    if store is None:
-        store, was_reset = open_store(settings, encoder, reset_on_mismatch=rebuild and not dry_run)
-    if was_reset:
-        report.notes.append(
-            "인코더가 바뀌어 컬렉션 전체를 새로 만들었습니다: 다른 종류(FAQ/문서)도 다시 색인하세요 "
-            "(collection rebuilt for the new encoder; re-ingest the other kind too)"
-        )
+
+def plan_sources(
+    store: Store, kind: IngestKind, loaded: dict[str, list[Record]], report: IngestReport, *, prune: bool
+) -> list[SyncPlan]:
+    """Step 2: what to write and delete per source; with prune (a rebuild that read every file),
+    sources of this kind absent from the run are planned away too. Counts go into the report."""
     record_kind = "faq" if kind == "faq" else "doc"
     if kind == "faq":
         for note in faq_id_clashes(store, loaded):
@@ -442,33 +460,33 @@ def ingest_paths(
             report.notes.append(note)
     plans: list[SyncPlan] = []
     for source, records in loaded.items():
-        plan = plan_sync(store, source, records, kind=record_kind, rejected=report.sources[source].rejected, reencode=rebuild)
-        plans.append(plan)
-        report.sources[source] = plan.counts
-    if rebuild and not failed:  # sources of this kind absent from the run go away (only when every file was read)
+        plans.append(plan_sync(store, source, records, kind=record_kind, rejected=report.sources[source].rejected,
+                               reencode=report.rebuild))
+    if prune:
         for source in sorted({s for s, _ in stored_groups(store, {"kind": record_kind}).values()} - set(loaded)):
-            plan = plan_sync(store, source, [], kind=record_kind)
-            plans.append(plan)
-            report.sources[source] = plan.counts
+            plans.append(plan_sync(store, source, [], kind=record_kind))
+    for plan in plans:
+        report.sources[plan.source] = plan.counts
+    return plans
 
-    # 3. write first, delete last (per source), with progress
-    if not dry_run:
-        from tqdm.auto import tqdm
 
-        total = sum(len(p.to_write) for p in plans)
-        done = 0
-        with tqdm(total=total, unit="rec", desc="encode+write", disable=not show_progress or not total, file=sys.stderr) as bar:
-            for plan in plans:
-                def on_written(n: int, source: str = plan.source) -> None:
-                    nonlocal done
-                    done += n
-                    bar.update(n)
-                    say(_READ_SHARE + (1 - _READ_SHARE) * done / max(total, 1), f"{source}: {done:,}/{total:,} 레코드 (records)")
+def apply_plans(
+    store: Store, encoder: Encoder, plans: list[SyncPlan], batch_size: int, say: Progress,
+    show_progress: bool = False, should_stop: StopCheck | None = None,
+) -> None:
+    """Step 3: write first, delete last (per source), with progress."""
+    from tqdm.auto import tqdm
 
-                apply_plan(store, encoder, plan, batch_size=settings.ingest.batch_size, on_written=on_written,
-                           should_stop=should_stop)
-        if plans:
-            store.mark_ingested(datetime.now(timezone.utc).isoformat())
-    report.store_count = store.count()
-    say(1.0, "완료 (done)")
-    return report
+    total = sum(len(p.to_write) for p in plans)
+    done = 0
+    with tqdm(total=total, unit="rec", desc="encode+write", disable=not show_progress or not total, file=sys.stderr) as bar:
+        for plan in plans:
+            def on_written(n: int, source: str = plan.source) -> None:
+                nonlocal done
+                done += n
+                bar.update(n)
+                say(_READ_SHARE + (1 - _READ_SHARE) * done / max(total, 1), f"{source}: {done:,}/{total:,} 레코드 (records)")
+
+            apply_plan(store, encoder, plan, batch_size=batch_size, on_written=on_written, should_stop=should_stop)
+    if plans:
+        store.mark_ingested(datetime.now(timezone.utc).isoformat())
