@@ -7,10 +7,8 @@ from typing import Any
 
 from ingest.doc_readers import DOC_SUFFIXES
 from ingest.faq_readers import FAQ_SUFFIXES
+from ingest.plan import COUNT_LABELS, COUNT_NAMES
 from ingest.sync import IngestReport
-
-COUNT_LABELS = {"added": "추가", "updated": "갱신", "unchanged": "그대로", "removed": "삭제", "rejected": "거부"}
-COUNT_NAMES = tuple(COUNT_LABELS)
 
 
 def report_rows(*reports: IngestReport) -> list[list[Any]]:

@@ -114,7 +114,7 @@ class Service:
             log.info("저장소가 비어 있어 %s를 색인합니다: %s", label, ", ".join(str(p) for p in found))
             try:
                 report = self._ingest(kind, found, progress=StartupProgress(label, self), pipeline=pipeline)
-            except Exception as exc:  # sample data is a convenience: serve what is there, say what failed
+            except Exception:  # sample data is a convenience: serve what is there, say what failed
                 log.exception("%s를 색인하지 못했습니다; 나머지로 계속합니다.", label)
                 continue
             log.info("%s 색인 끝: %s", label, summarise_report(report))
