@@ -1,8 +1,8 @@
-"""Plain dataclasses passed between stages (readers → store → retrieval → answers)."""
+"""Plain dataclasses passed between stages (store → retrieval → answers); what readers produce is in ingest/items.py."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Kind = Literal["faq", "doc"]
@@ -12,49 +12,6 @@ def content_hash(*parts: str) -> str:
     """Stable id material: the same content always gives the same id, so re-ingestion is a no-op."""
     digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:16]
-
-
-@dataclass(frozen=True)
-class FaqEntry:
-    """One FAQ row as read from a file (before it becomes one record per question variant)."""
-
-    question: str
-    answer: str
-    source: str
-    line: int
-    faq_id: str | None = None
-    alternatives: tuple[str, ...] = ()
-    category: str | None = None
-
-
-@dataclass(frozen=True)
-class DocumentPart:
-    """A piece of a document as read (a page of a PDF, or the whole text of a .md file)."""
-
-    text: str
-    source: str
-    page: int | None = None
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A row or file that could not be read; reported with where it is and why."""
-
-    source: str
-    line: int | None
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.source}:{self.line}" if self.line is not None else self.source
-        return f"{where}: {self.reason}"
-
-
-@dataclass
-class ReadResult:
-    """What a reader produced: usable items plus the rows it rejected."""
-
-    items: list[Any] = field(default_factory=list)
-    rejected: list[Rejection] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

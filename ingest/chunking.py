@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chatbot.records import DocumentPart
+from ingest.items import DocumentPart
 from chatbot.text import normalise, split_sentences
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from chatbot.records import DocumentPart, ReadResult, Rejection
+from ingest.encoding import UndecodableError, decode_text
+from ingest.items import DocumentPart, ReadResult, Rejection
 from chatbot.text import normalise
-from ingest.faq_readers import FaqFormatError, decode_text
 from ingest.limits import FileTooLargeError, ReadLimits, TextBudget, ZipGuard, default_limits, iter_xml, scan_xml
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def read_document(path: str | Path, limits: ReadLimits | None = None) -> ReadRes
         result = reader(path, source, limits)
     except (DocumentReadError, FileNotFoundError, FileTooLargeError):
         raise
-    except FaqFormatError as exc:  # decode_text's message, reworded for documents
+    except UndecodableError as exc:  # decode_text's message, as a document error
         raise DocumentReadError(str(exc)) from None
     except Exception as exc:  # parsers raise many kinds of errors on corrupt input
         raise DocumentReadError(f"{source}: 문서를 읽을 수 없습니다 (cannot parse {suffix}: {type(exc).__name__}: {exc})") from None

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatbot.records import FaqEntry, ReadResult, Rejection
+from ingest.encoding import UndecodableError, decode_text
+from ingest.items import FaqEntry, ReadResult, Rejection
 from chatbot.text import normalise
 from ingest.limits import FileTooLargeError, ReadLimits, ZipGuard, default_limits
 
@@ -205,25 +206,11 @@ def read_faq(path: str | Path, limits: ReadLimits | None = None) -> ReadResult:
     )
 
 
-def decode_text(data: bytes, source: str) -> tuple[str, str]:
-    """Bytes → text: UTF-8 (with or without BOM), UTF-16 with BOM (Excel 'Unicode text'), then CP949/EUC-KR."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "UTF-16"
-    try:
-        text = data.decode("utf-8-sig")
-        return text, "UTF-8 (BOM)" if data.startswith(b"\xef\xbb\xbf") else "UTF-8"
-    except UnicodeDecodeError as utf8_error:
-        try:
-            return data.decode("cp949"), "CP949"
-        except UnicodeDecodeError:
-            raise FaqFormatError(
-                f"{source}: UTF-8로도 CP949(EUC-KR)로도 읽을 수 없습니다 (cannot decode as UTF-8 or CP949; "
-                f"first bad byte at offset {utf8_error.start}). UTF-8로 저장해 주세요."
-            ) from None
-
-
 def _read_text(path: Path, source: str) -> str:
-    text, encoding = decode_text(path.read_bytes(), source)
+    try:
+        text, encoding = decode_text(path.read_bytes(), source)
+    except UndecodableError as exc:
+        raise FaqFormatError(str(exc)) from None
     log.info("%s: %s 인코딩으로 읽었습니다 (encoding %s)", source, encoding, encoding)
     return text
 

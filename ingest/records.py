@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chatbot.records import FaqEntry, Record, content_hash
+from chatbot.records import Record, content_hash
+from ingest.items import FaqEntry
 from ingest.chunking import Chunk
 
 

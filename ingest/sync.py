@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chatbot.encoder import Encoder, load_encoder
-from chatbot.records import ReadResult, Record, Rejection
+from chatbot.operator.sourcename import OPERATOR_SOURCE
+from chatbot.records import Record
+from ingest.items import ReadResult, Rejection
 from chatbot.settings import Settings
 from chatbot.store import Store
 from ingest.chunking import chunk_document
@@ -107,13 +109,15 @@ def faq_id_clashes(store: Store | None, loaded: dict[str, list[Record]], *, show
     """
     owners: dict[str, set[str]] = defaultdict(set)
     for source, records in loaded.items():
+        if source == OPERATOR_SOURCE:  # the operator source overrides FAQs by id on purpose (chatbot/operator)
+            continue
         for record in records:
             owners[str(record.metadata["faq_id"])].add(source)
     ids = sorted(owners)
     for start in range(0, len(ids) if store is not None else 0, 500):  # only the ids of this run are looked up
         where = {"$and": [{"kind": "faq"}, {"faq_id": {"$in": ids[start : start + 500]}}]}
         for source, key in stored_groups(store, where).values():
-            if source not in loaded:
+            if source not in loaded and source != OPERATOR_SOURCE:
                 owners[key.removeprefix("faq:")].add(source)
     by_files: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for faq_id, sources in owners.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.records import DocumentPart, FaqEntry
+from ingest.items import DocumentPart, FaqEntry
 from chatbot.text import split_sentences
 from ingest.chunking import chunk_document
 from ingest.doc_readers import iter_document_files, read_document
