@@ -119,6 +119,55 @@ imports = Table(
     Column("skipped", Integer, nullable=False),
 )
 
+# --- the operator loop (migration 2): edits with their audit trail, labels, out-of-scope examples ---
+operator_faqs = Table(
+    "operator_faqs",
+    metadata,
+    Column("faq_id", String(200), primary_key=True),
+    Column("override_of", String(200)),  # the source file of the FAQ this copy overrides; NULL = the operator's own FAQ
+    Column("question", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("category", String(200)),
+    Column("alternatives", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(100), nullable=False),
+)
+
+operator_audit = Table(
+    "operator_audit",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("time", UtcDateTime, nullable=False),
+    Column("who", String(100), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("faq_id", String(200)),
+    Column("before", JSON),
+    Column("after", JSON),
+    Index("ix_operator_audit_time", "time"),
+    Index("ix_operator_audit_faq_id", "faq_id"),
+)
+
+question_labels = Table(
+    "question_labels",
+    metadata,
+    Column("question_id", String(ID_LEN), primary_key=True),  # no foreign key: a label outlives a purged question
+    Column("time", UtcDateTime, nullable=False),
+    Column("who", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),  # alternative | new_faq | answer | out_of_scope
+    Column("faq_id", String(200)),
+    Column("question", Text, nullable=False),
+)
+
+out_of_scope = Table(
+    "out_of_scope",
+    metadata,
+    Column("id", String(ID_LEN), primary_key=True),
+    Column("time", UtcDateTime, nullable=False),
+    Column("who", String(100), nullable=False),
+    Column("question", Text, nullable=False),
+    Column("question_id", String(ID_LEN)),
+)
+
 Migration = Callable[[Connection], None]
 
 
@@ -128,7 +177,35 @@ def _v1_initial(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_operator(conn: Connection) -> None:
+    """The operator loop: FAQ edits (current state + audit trail), inbox labels, out-of-scope examples."""
+    conn.execute(text(
+        "CREATE TABLE operator_faqs (faq_id VARCHAR(200) PRIMARY KEY, override_of VARCHAR(200), "
+        "question TEXT NOT NULL, answer TEXT NOT NULL, category VARCHAR(200), alternatives JSON NOT NULL, "
+        f"updated_at {_timestamp(conn)} NOT NULL, updated_by VARCHAR(100) NOT NULL)"
+    ))
+    conn.execute(text(
+        f"CREATE TABLE operator_audit (id VARCHAR({ID_LEN}) PRIMARY KEY, time {_timestamp(conn)} NOT NULL, "
+        "who VARCHAR(100) NOT NULL, action VARCHAR(32) NOT NULL, faq_id VARCHAR(200), before JSON, after JSON)"
+    ))
+    conn.execute(text("CREATE INDEX ix_operator_audit_time ON operator_audit (time)"))
+    conn.execute(text("CREATE INDEX ix_operator_audit_faq_id ON operator_audit (faq_id)"))
+    conn.execute(text(
+        f"CREATE TABLE question_labels (question_id VARCHAR({ID_LEN}) PRIMARY KEY, time {_timestamp(conn)} NOT NULL, "
+        "who VARCHAR(100) NOT NULL, kind VARCHAR(16) NOT NULL, faq_id VARCHAR(200), question TEXT NOT NULL)"
+    ))
+    conn.execute(text(
+        f"CREATE TABLE out_of_scope (id VARCHAR({ID_LEN}) PRIMARY KEY, time {_timestamp(conn)} NOT NULL, "
+        f"who VARCHAR(100) NOT NULL, question TEXT NOT NULL, question_id VARCHAR({ID_LEN}))"
+    ))
+
+
+def _timestamp(conn: Connection) -> str:
+    """The column type UtcDateTime maps to: naive UTC text in SQLite, timestamptz in PostgreSQL."""
+    return "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_operator)
 
 
 def current_version(conn: Connection) -> int:
