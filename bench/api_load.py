@@ -1,0 +1,125 @@
+"""Throughput of the running app under N parallel API clients, as a ratio of the encoder's own batched
+throughput measured in the same run (the encoder is the bottleneck, so that is the ceiling).
+
+    python bench/api_load.py [--clients 50] [--seconds 20]
+
+Starts the real app (`python app.py`, sample data, offline e5, configured encoder backend) on a
+loopback port with the rate limits off, runs N closed-loop clients for the given time (bounded: it
+stops by itself), then measures the encoder alone in a separate process. Prints throughput,
+p50/p95/max latency, status counts and the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import e5_settings  # noqa: E402
+from tests.helpers import free_port, wait_healthy  # noqa: E402
+
+QUESTIONS = [
+    "배송비 얼마예요?", "반품하려면 어케 해요", "주문 취소하고 싶어요", "적립금은 언제 들어와요?", "비밀번호를 잊어버렸어요",
+    "오늘 주문하면 언제 와요?", "교환 신청은 어디서 하나요", "쿠폰이 안 써져요", "회원 탈퇴 방법", "오늘 서울 날씨 어때",
+    "영수증 발급 되나요", "해외 배송도 하나요?", "카드 결제가 실패해요", "포장 선물로 해주세요", "매장 위치 알려줘",
+]
+
+
+def run_load(base: str, clients: int, seconds: float) -> tuple[list[float], Counter]:
+    """Closed loop: each client asks, waits for the answer, asks the next question, until time is up."""
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(n: int) -> None:
+        with httpx.Client(timeout=60) as http:
+            i = n
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    status = http.post(f"{base}/api/ask", json={"question": QUESTIONS[i % len(QUESTIONS)]}).status_code
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    statuses[status] += 1
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, statuses
+
+
+def encoder_batched_rate(seconds: float = 10.0) -> float:
+    """Questions per second of the configured encoder alone, batches of 64, in this process."""
+    from chatbot.encoder import load_encoder
+
+    encoder = load_encoder(e5_settings().encoder)
+    batch = (QUESTIONS * 5)[:64]
+    encoder.encode_questions(batch)  # warm-up
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        encoder.encode_questions(batch)
+        done += len(batch)
+    return done / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    settings = e5_settings()
+    tmp = Path(tempfile.mkdtemp(prefix="faqbot-load-"))
+    port = free_port()
+    env = {
+        **os.environ, "FAQBOT_ENCODER__MODEL": settings.encoder.model, "FAQBOT_STORE__PATH": str(tmp / "chroma"),
+        "FAQBOT_STORE__CACHE_DIR": str(tmp / "cache"), "FAQBOT_APP__UPLOAD_DIR": str(tmp / "uploads"),
+        "FAQBOT_APP__FEEDBACK_LOG": str(tmp / "feedback.jsonl"), "FAQBOT_LOG__URL": f"sqlite:///{tmp / 'q.db'}",
+        "FAQBOT_APP__ASK_PER_MINUTE": "0", "HF_HUB_OFFLINE": "1",
+    }
+    log = (tmp / "server.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, 600, proc, tmp / "server.log")
+        single = []
+        for q in QUESTIONS * 2:
+            started = time.perf_counter()
+            httpx.post(f"{base}/api/ask", json={"question": q}, timeout=60)
+            single.append(time.perf_counter() - started)
+        latencies, statuses = run_load(base, args.clients, args.seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    rate = encoder_batched_rate()
+    throughput = len(latencies) / args.seconds
+    lat = sorted(latencies)
+    p95 = lat[int(0.95 * (len(lat) - 1))]
+    print(f"encoder alone, batched (64): {rate:.0f} questions/s")
+    print(f"one question over HTTP, alone: p50 {statistics.median(single) * 1000:.0f} ms")
+    print(f"{args.clients} parallel clients, {args.seconds:.0f} s: {throughput:.1f} questions/s = "
+          f"{throughput / rate:.2f}× the batched encoder; p50 {statistics.median(lat) * 1000:.0f} ms, "
+          f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms; statuses {dict(statuses)}")
+    return 0 if set(statuses) == {200} else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
