@@ -1,4 +1,10 @@
-"""Kiwi-morpheme BM25 (bm25s): a derived cache of what Chroma holds, keyed by the store's fingerprint."""
+"""Kiwi-morpheme BM25: a derived cache of what Chroma holds, keyed by the store's fingerprint.
+
+The cache keeps every record's tokens by id (ids are content hashes), so when the store changes only
+new records are read from Chroma and tokenised; the score matrix is then rebuilt from the kept token
+ids in numpy (chatbot/bm25.py). Records live in numpy columns (chatbot/columns.py) saved as .npz,
+which load in well under a second per 100k records, unlike JSON.
+"""
 from __future__ import annotations
 
 import json
@@ -7,86 +13,163 @@ import math
 import os
 import shutil
 import tempfile
-from collections import Counter
-from dataclasses import dataclass
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import bm25s
 import numpy as np
 
+from chatbot.bm25 import ScoreMatrix, TokenTable
+from chatbot.columns import IdColumn, MetadataColumn, Positions, RecordColumns, TextColumn
+from chatbot.dictionary import dictionary_fingerprint
 from chatbot.records import Hit
 from chatbot.settings import LexicalSettings, StoreSettings
 from chatbot.store import Store, StoredRecords
 from chatbot.text import morphemes, morphemes_batch
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
-_FORMAT = 1
+_FORMAT = 2
+_FETCH_BATCH = 2000  # ids per Chroma get when reading new records
+_MASKS_KEPT = 64  # category filters remembered per index
+
+
+def tokeniser_key(typos: bool) -> str:
+    """What decides a record's tokens: cached tokens made under another key are not reused.
+
+    The operator dictionary (chatbot.dictionary) rewrites tokens, so an edit rebuilds them."""
+    return f"typos={typos}-dict={dictionary_fingerprint()}"
+
+
+@dataclass(frozen=True)
+class IndexedRecords:
+    """The indexed records as parallel sequences (decoded item by item, never all at once)."""
+
+    ids: Sequence[str]
+    texts: Sequence[str]
+    metadatas: Sequence[dict[str, Any]]
 
 
 @dataclass
 class LexicalIndex:
     """BM25 over morpheme tokens plus the records it points at (ids, texts, metadata)."""
 
-    bm25: bm25s.BM25 | None
-    records: StoredRecords
-    doc_freq: dict[str, int]
+    columns: RecordColumns
+    tokens: TokenTable
+    matrix: ScoreMatrix
     fingerprint: str
     typos: bool = False
+    token_key: str = ""
+    build_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        self.token_key = self.token_key or tokeniser_key(self.typos)
+        self._masks: dict[str, np.ndarray] = {}
 
     @classmethod
-    def build(cls, records: StoredRecords, settings: LexicalSettings, fingerprint: str, typos: bool = False) -> "LexicalIndex":
-        tokens = morphemes_batch(records.texts, typos=typos) if records.texts else []
-        bm25 = None
-        if tokens:
-            bm25 = bm25s.BM25(k1=settings.k1, b=settings.b)
-            bm25.index([t or [""] for t in tokens], show_progress=False)
-        doc_freq = Counter(tok for toks in tokens for tok in set(toks))
-        return cls(bm25, records, dict(doc_freq), fingerprint, typos)
+    def build(cls, records: StoredRecords | IndexedRecords, settings: LexicalSettings, fingerprint: str,
+              typos: bool = False) -> "LexicalIndex":
+        """Every record tokenised (a full rebuild)."""
+        texts = list(records.texts)
+        columns = RecordColumns.of(list(records.ids), texts, list(records.metadatas))
+        return cls.assemble(columns, TokenTable.from_lists(_tokenise(texts, typos)), settings, fingerprint, typos)
+
+    @classmethod
+    def assemble(cls, columns: RecordColumns, tokens: TokenTable, settings: LexicalSettings, fingerprint: str,
+                 typos: bool) -> "LexicalIndex":
+        tokens = tokens.compacted()
+        return cls(columns, tokens, ScoreMatrix.build(tokens, settings.k1, settings.b), fingerprint, typos)
+
+    def updated(self, store_ids: Sequence[str], fetch: Callable[[list[str]], StoredRecords],
+                settings: LexicalSettings, fingerprint: str) -> "LexicalIndex":
+        """This index brought to `store_ids`: gone ids dropped, new ids fetched and tokenised, the rest kept
+        (same id = same content). Scores equal a full rebuild's (tests/test_lexical_incremental.py)."""
+        wanted = np.unique(np.array([i.encode("utf-8") for i in store_ids], dtype=bytes)) if len(store_ids) else \
+            np.array([], dtype="S1")
+        keep = np.flatnonzero(np.isin(self.columns.ids, wanted))
+        new_ids = [i.decode("utf-8") for i in np.setdiff1d(wanted, self.columns.ids[keep]).tolist()]
+        new = fetch(new_ids) if new_ids else StoredRecords([], [], [])
+        log.info("BM25 cache update: %d records kept, %d removed, %d new tokenised",
+                 len(keep), len(self.columns) - len(keep), len(new.ids))
+        columns = self.columns.take(keep).extended(new.ids, new.texts, new.metadatas)
+        tokens = self.tokens.take(keep).extended(_tokenise(list(new.texts), self.typos))
+        return LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    # --- derived views ---------------------------------------------------------------------------
+    @cached_property
+    def records(self) -> IndexedRecords:
+        return IndexedRecords(IdColumn(self.columns.ids), self.columns.texts, MetadataColumn(self.columns.metadata_json))
+
+    @cached_property
+    def vocab_dict(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens.vocab)}
+
+    @cached_property
+    def doc_freq(self) -> dict[str, int]:
+        return dict(zip(self.tokens.vocab, self.matrix.doc_freqs().tolist()))
+
+    @cached_property
+    def position(self) -> Positions:
+        return Positions(self.columns.ids, self._id_order)
+
+    @cached_property
+    def _id_order(self) -> np.ndarray:
+        return np.argsort(self.columns.ids, kind="stable")
 
     # --- persistence: an explicit save/load pair ---------------------------------------------
     def save(self, folder: Path) -> None:
-        """Atomic: written into a temp folder, then renamed over the old cache."""
+        """Atomic: written into a temp folder, then renamed over the old cache. records.npz and bm25/ carry
+        the same build id, so a bm25/ folder from another index is never paired with these records."""
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".bm25-", dir=folder.parent))
+        old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
         try:
-            if self.bm25 is not None:
-                self.bm25.save(str(tmp / "bm25"), show_progress=False)
-            payload = {
-                "format": _FORMAT,
-                "fingerprint": self.fingerprint,
-                "typos": self.typos,
-                "ids": self.records.ids,
-                "texts": self.records.texts,
-                "metadatas": self.records.metadatas,
-                "doc_freq": self.doc_freq,
-            }
-            (tmp / "records.json").write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-            old = folder.with_name(folder.name + ".old")
-            if folder.exists():
+            meta = {"format": _FORMAT, "fingerprint": self.fingerprint, "typos": self.typos,
+                    "token_key": self.token_key, "build_id": self.build_id, "k1": self.matrix.k1}
+            vocab = TextColumn.of(self.tokens.vocab)
+            np.savez(tmp / "records.npz", meta=_json_array(meta), token_ptr=self.tokens.ptr, token_ids=self.tokens.ids,
+                     vocab_blob=vocab.blob, vocab_offsets=vocab.offsets, id_order=self._id_order, **self.columns.arrays())
+            (tmp / "bm25").mkdir()
+            np.savez(tmp / "bm25" / "matrix.npz", build_id=_json_array(self.build_id), data=self.matrix.data,
+                     indices=self.matrix.indices, indptr=self.matrix.indptr, num_docs=np.int64(self.matrix.num_docs))
+            try:
                 os.replace(folder, old)
+            except FileNotFoundError:
+                pass
             os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalIndex | None":
-        """None when there is no usable cache (missing, other format, half-written)."""
+        """None when there is no usable cache (missing, other format, half-written, foreign bm25/)."""
         try:
-            payload = json.loads((folder / "records.json").read_text(encoding="utf-8"))
-            if payload.get("format") != _FORMAT:
-                return None
-            bm25 = bm25s.BM25.load(str(folder / "bm25"), show_progress=False) if payload["ids"] else None
+            with np.load(folder / "records.npz") as arrays:
+                meta = _from_json_array(arrays["meta"])
+                if meta.get("format") != _FORMAT:
+                    return None
+                data = {k: arrays[k] for k in arrays.files}
+            with np.load(folder / "bm25" / "matrix.npz") as m:
+                if _from_json_array(m["build_id"]) != meta["build_id"]:
+                    log.warning("Ignoring the BM25 cache in %s: bm25/ belongs to another index", folder)
+                    return None
+                matrix = ScoreMatrix(m["data"], m["indices"], m["indptr"], int(m["num_docs"]), float(meta["k1"]))
         except FileNotFoundError:
             return None
         except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt, never a failed question
             log.warning("Ignoring the unreadable BM25 cache in %s: %s: %s", folder, type(exc).__name__, exc)
             return None
-        records = StoredRecords(payload["ids"], payload["texts"], payload["metadatas"])
-        index = cls(bm25, records, payload["doc_freq"], payload["fingerprint"], payload.get("typos", False))
+        tokens = TokenTable(list(TextColumn(data["vocab_blob"], data["vocab_offsets"])), data["token_ptr"], data["token_ids"])
+        index = cls(RecordColumns.from_arrays(data), tokens, matrix, meta["fingerprint"], bool(meta["typos"]),
+                    meta["token_key"], meta["build_id"])
+        index.__dict__["_id_order"] = data["id_order"]
         problem = index.inconsistency()
         if problem:
             log.warning("Ignoring the BM25 cache in %s: %s", folder, problem)
@@ -94,36 +177,24 @@ class LexicalIndex:
         return index
 
     def inconsistency(self) -> str | None:
-        """Why the BM25 arrays do not belong to these records (None when they do).
-
-        A `bm25/` folder copied from another index beside a valid records.json would otherwise
-        index past the records (IndexError on every question, until someone deletes the cache).
-        """
-        n = len(self.records.ids)
-        if not (len(self.records.texts) == len(self.records.metadatas) == n):
-            return "records.json has lists of different lengths"
-        if self.bm25 is None:
-            return "no BM25 arrays for a non-empty index" if n else None
-        try:
-            scores = self.bm25.scores
-            num_docs, indptr, indices = int(scores["num_docs"]), np.asarray(scores["indptr"]), np.asarray(scores["indices"])
-            vocab = self.bm25.vocab_dict
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            return f"unreadable BM25 arrays ({type(exc).__name__}: {exc})"
-        if num_docs != n:
-            return f"BM25 has {num_docs} documents, records.json {n}"
-        if set(self.doc_freq) - set(vocab) or set(vocab) - set(self.doc_freq) - {""}:
-            return "BM25 vocabulary differs from the records' tokens"
-        columns = len(indptr) - 1  # bm25s may keep its "" token (last id) out of the matrix
-        if columns not in (len(vocab), len(vocab) - ("" in vocab)) or (len(indices) and int(indices.max()) >= n):
-            return "BM25 score matrix does not match its vocabulary or document count"
-        per_token = np.diff(indptr)
-        wrong = [t for t, i in vocab.items() if t and (i >= columns or per_token[i] != self.doc_freq[t])]
-        if wrong:
-            return f"document frequencies disagree for {len(wrong)} tokens (e.g. {wrong[0]!r})"
-        probe = next(iter(self.doc_freq), None)
-        if probe is not None and len(self.bm25.get_scores([probe])) != n:
-            return "BM25 score vector length differs from the record count"
+        """Why the arrays do not belong together (None when they do): a damaged or mixed cache would
+        otherwise index past the records (IndexError on every question, until someone deletes it)."""
+        n, vocab, m = len(self.columns), len(self.tokens.vocab), self.matrix
+        problem = self.columns.inconsistency()
+        if problem:
+            return problem
+        if len(self.tokens) != n or self.tokens.ptr[-1] != len(self.tokens.ids) or np.any(self.tokens.lengths() < 0):
+            return "token table does not match the records"
+        if len(self.tokens.ids) and int(self.tokens.ids.max()) >= vocab:
+            return "token ids point past the vocabulary"
+        if m.num_docs != n:
+            return f"BM25 has {m.num_docs} documents, the records {n}"
+        if len(m.indptr) != vocab + 1 or m.indptr[-1] != len(m.indices) or len(m.data) != len(m.indices):
+            return "BM25 score matrix does not match its vocabulary"
+        if len(m.indices) and int(m.indices.max()) >= n:
+            return "BM25 score matrix points past the records"
+        if len(self._id_order) != n:
+            return "id order does not match the records"
         return None
 
     # --- search -------------------------------------------------------------------------------
@@ -134,20 +205,20 @@ class LexicalIndex:
         """Coverage-normalised BM25 for every record: the share of the question's IDF mass matched.
 
         Raw BM25 has no fixed scale; dividing by what a record of average length containing every
-        query term once would score (bm25s' Lucene variant: Σ idf / (1 + k1); unknown terms count
-        with the largest IDF) gives about 1.0 for a full match and much less for a question that
-        only shares a common word, which keeps the hybrid score calibrated.
+        query term once would score (Lucene variant: Σ idf / (1 + k1); unknown terms count with the
+        largest IDF) gives about 1.0 for a full match and much less for a question that only shares
+        a common word, which keeps the hybrid score calibrated.
         """
-        n = len(self.records.ids)
-        if n == 0 or self.bm25 is None or not tokens:
+        n = len(self.columns)
+        if n == 0 or not tokens:
             return np.zeros(n, dtype=np.float32)
-        known = [t for t in tokens if t in self.bm25.vocab_dict]
-        raw = self.bm25.get_scores(known) if known else np.zeros(n, dtype=np.float32)
-        full_match = sum(self._idf(t) for t in tokens) / (1.0 + self.bm25.k1)
-        return np.asarray(raw, dtype=np.float32) / max(full_match, 1e-9)
+        vocab = self.vocab_dict
+        raw = self.matrix.scores([vocab[t] for t in tokens if t in vocab])
+        full_match = sum(self._idf(t) for t in tokens) / (1.0 + self.matrix.k1)
+        return raw / np.float32(max(full_match, 1e-9))
 
     def _idf(self, token: str) -> float:
-        n = len(self.records.ids)
+        n = len(self.columns)
         df = self.doc_freq.get(token, 0)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
@@ -157,22 +228,37 @@ class LexicalIndex:
             scores = scores * self.mask(where)
         return [self.hit(i, float(scores[i])) for i in top_positions(scores, k)]
 
-    def mask(self, where: dict[str, Any]) -> np.ndarray:
-        return np.array(
-            [all(m.get(key) == value for key, value in where.items()) for m in self.records.metadatas], dtype=np.float32
-        )
-
-    @cached_property
-    def position(self) -> dict[str, int]:
-        return {record_id: i for i, record_id in enumerate(self.records.ids)}
+    def mask(self, where: Mapping[str, Any]) -> np.ndarray:
+        """Read-only boolean mask of the records matching `where`, computed once per filter and index."""
+        key = json.dumps(where, sort_keys=True, ensure_ascii=False, default=str)
+        found = self._masks.get(key)
+        if found is None:
+            found = self.columns.mask(where)
+            found.flags.writeable = False
+            if len(self._masks) >= _MASKS_KEPT:
+                self._masks.pop(next(iter(self._masks)))
+            self._masks[key] = found
+        return found
 
     def hit(self, i: int, score: float) -> Hit:
         meta = self.records.metadatas[i]
-        return Hit(self.records.ids[i], self.records.texts[i], meta.get("kind", "faq"), score, meta)
+        return Hit(self.records.ids[i], self.columns.texts[i], meta.get("kind", "faq"), score, meta)
+
+
+def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:
+    return morphemes_batch(texts, typos=typos) if texts else []
+
+
+def _json_array(value: Any) -> np.ndarray:
+    return np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8)
+
+
+def _from_json_array(array: np.ndarray) -> Any:
+    return json.loads(array.tobytes().decode("utf-8"))
 
 
 def top_positions(scores: np.ndarray, k: int) -> list[int]:
-    """Positions of the k best positive scores, best first; argpartition keeps 100k records cheap."""
+    """Positions of the k best positive scores, best first; argpartition keeps 1M records cheap."""
     if k < len(scores):
         candidates = np.argpartition(-scores, k)[:k]
     else:
@@ -189,28 +275,47 @@ def cache_folder(settings: StoreSettings) -> Path:
     return settings.path.parent / f"{settings.path.name}-bm25" / settings.collection
 
 
+def fetch_records(store: Store, ids: list[str]) -> StoredRecords:
+    """Records by id from Chroma, in batches (one `get` with 100k ids overflows SQLite's variable limit)."""
+    out = StoredRecords([], [], [])
+    for start in range(0, len(ids), _FETCH_BATCH):
+        for hit in store.hits(ids[start: start + _FETCH_BATCH]).values():
+            out.ids.append(hit.record_id)
+            out.texts.append(hit.text)
+            out.metadatas.append(hit.metadata)
+    return out
+
+
 def load_or_build(
     store: Store, settings: LexicalSettings, typos: bool = False, current: LexicalIndex | None = None,
     rebuild: bool = False,
 ) -> LexicalIndex:
     """The index for what THIS process's store holds now: `current` (in memory) or the disk cache when
-    their fingerprint matches the store's count and revision, else a rebuild from Chroma (then cached).
+    their fingerprint matches the store's count and revision; else `current` (or the disk cache) brought
+    up to date with the store's ids (only new records tokenised); else a full build. Then cached.
 
     The disk cache is only a shortcut: it is accepted when its fingerprint is the one computed from
     this process's store and it holds exactly that many consistent records. rebuild skips both.
     """
     count, revision = store.state()
-    fingerprint = f"{count}-{revision}-k1={settings.k1}-b={settings.b}-typos={typos}"
+    key = tokeniser_key(typos)
+    fingerprint = f"{count}-{revision}-k1={settings.k1}-b={settings.b}-{key}"
     if not rebuild and current is not None and current.fingerprint == fingerprint:
         return current
     folder = cache_folder(store.settings)
     cached = None if rebuild else LexicalIndex.load(folder)
-    if cached is not None and cached.fingerprint == fingerprint and len(cached.records.ids) == count:
+    if cached is not None and cached.fingerprint == fingerprint and len(cached) == count:
         return cached
-    log.info("Building the kiwi-BM25 index from %d stored records", count)
-    index = LexicalIndex.build(store.all_records(), settings, fingerprint, typos)
+    base = next((i for i in (current, cached) if i is not None and i.token_key == key), None) if not rebuild else None
+    started = time.perf_counter()
+    if base is None:
+        log.info("Building the kiwi-BM25 index from %d stored records", count)
+        index = LexicalIndex.build(store.all_records(), settings, fingerprint, typos)
+    else:
+        index = base.updated(store.ids(), lambda ids: fetch_records(store, ids), settings, fingerprint)
+    log.info("BM25 index of %d records ready in %.2fs", len(index), time.perf_counter() - started)
     try:
         index.save(folder)
-    except OSError as exc:  # a read-only cache folder must not stop answering
+    except OSError as exc:  # a read-only cache folder (or a replica saving at the same moment) must not stop answering
         log.warning("Could not save the BM25 cache to %s: %s", folder, exc)
     return index
