@@ -1,4 +1,8 @@
-"""Korean text processing with one shared Kiwi: normalisation, spacing, sentences, morpheme tokens."""
+"""Korean text processing with one shared Kiwi: normalisation, spacing, sentences, morpheme tokens.
+
+The Kiwi carries the operator dictionary's user words and morpheme tokens its synonym rewrite
+(chatbot.dictionary), so every caller sees the same tokens.
+"""
 from __future__ import annotations
 
 import re
@@ -6,6 +10,9 @@ import unicodedata
 from functools import lru_cache
 
 from kiwipiepy import Kiwi
+
+from chatbot.dictionary import active_dictionary
+from chatbot.synonyms import Dictionary, Expander
 
 # Content morphemes: nouns, verb/adjective stems, roots, foreign words, numbers, hanja.
 # Particles (J*), endings (E*), suffix-like verbs (XSV 하다) are dropped, so
@@ -18,10 +25,25 @@ _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200b-\u200f\u2028-\u202f\ufeff]")
 
 
-@lru_cache(maxsize=2)
 def get_kiwi(typos: bool = False) -> Kiwi:
-    """One Kiwi per process (and per typo mode); loading its model takes about a second."""
-    return Kiwi(typos="basic_with_continual") if typos else Kiwi()
+    """One Kiwi per process (and per typo mode) with the active dictionary's user words."""
+    return _kiwi(typos, active_dictionary())
+
+
+@lru_cache(maxsize=4)
+def _kiwi(typos: bool, dictionary: Dictionary) -> Kiwi:
+    """Loading Kiwi takes about a second; a dictionary edit builds a new one (user words cannot be removed)."""
+    kiwi = Kiwi(typos="basic_with_continual") if typos else Kiwi()
+    for word, tag in dictionary.user_words():
+        kiwi.add_user_word(word, tag)
+    return kiwi
+
+
+@lru_cache(maxsize=4)
+def _expander(typos: bool, dictionary: Dictionary) -> Expander:
+    """Variants compiled with the very tokeniser that makes index tokens (user words included)."""
+    kiwi = _kiwi(typos, dictionary)
+    return Expander(dictionary, lambda text: _content_forms(kiwi.tokenize(normalise(text))))
 
 
 def normalise(text: str) -> str:
@@ -50,18 +72,21 @@ def split_sentences(text: str) -> list[str]:
 
 
 def morphemes(text: str, typos: bool = False) -> list[str]:
-    """Lexical-index tokens: content morphemes and verb/adjective stems, lower-cased."""
-    text = normalise(text)
-    if not text:
-        return []
-    return _content_forms(get_kiwi(typos).tokenize(text))
+    """Lexical-index tokens: content morphemes and verb/adjective stems, lower-cased, synonyms made canonical."""
+    return morphemes_batch([text], typos)[0]
 
 
 def morphemes_batch(texts: list[str], typos: bool = False) -> list[list[str]]:
-    """Batch form of morphemes(); Kiwi tokenises a list faster than one call per text."""
+    """Batch form of morphemes(); Kiwi tokenises a list faster than one call per text.
+
+    Documents and questions both come through here, so a dictionary variant (돈 돌려받기) becomes
+    its canonical morpheme (환불) on both sides of BM25.
+    """
+    dictionary = active_dictionary()
+    kiwi, expander = _kiwi(typos, dictionary), _expander(typos, dictionary)
     cleaned = [normalise(t) for t in texts]
-    kiwi = get_kiwi(typos)
-    return [_content_forms(tokens) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
+    forms = [_content_forms(tokens) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
+    return [expander.expand(f) for f in forms] if expander else forms
 
 
 def _content_forms(tokens: list) -> list[str]:
