@@ -36,11 +36,13 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     from chatbot.web.api import build_api
     from chatbot.web.guard import RequestGuard
+    from chatbot.web.operator_api import include_operator_api
     from chatbot.web.service import Service
     from chatbot.web.ui import build_ui
 
     service = Service(settings, pipeline)
     app = build_api(service)
+    include_operator_api(app, service)  # operator loop: /api/operator/* (chatbot/web/operator_api.py)
     demo = build_ui(service, upload_folder=folder, cache_age_s=settings.app.upload_max_age_s)
     demo.queue(default_concurrency_limit=4, max_size=settings.app.queue_max_size)
     theme = gr.themes.Soft(font=FONTS, font_mono=["ui-monospace", "monospace"])  # local fonts: no CDN request
@@ -50,6 +52,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     )
     app.add_middleware(RequestGuard, settings=settings.app, upload_folder=folder)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one uvicorn worker (`python app.py --workers N`): workers are separate processes that
+    import this by name, so each builds its own app from configs/*.yaml and FAQBOT_* variables."""
+    return create_app(load_settings())
 
 
 def main_url(host: str, port: int) -> str:
