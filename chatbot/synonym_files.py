@@ -39,7 +39,11 @@ _YAML_HEADER = (
 
 
 def load_dictionary(path: str | Path, limits: ReadLimits | None = None) -> Dictionary:
-    """A dictionary file by extension (.yaml/.yml, .csv/.tsv, .xlsx); raises DictionaryError when unreadable."""
+    """A dictionary file by extension (.yaml/.yml, .csv/.tsv, .xlsx).
+
+    Raises DictionaryError (unreadable, bad rows) or ingest's FileTooLargeError; both are ValueErrors
+    whose message can be shown to the operator as it is.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in YAML_SUFFIXES:
@@ -105,7 +109,10 @@ def _from_yaml(text: str, source: str) -> Dictionary:
 def _delimited_rows(path: Path, delimiter: str) -> Iterator[Sequence[Any]]:
     from ingest.encoding import decode_text
 
-    text, _ = decode_text(path.read_bytes(), path.name)
+    try:
+        text, _ = decode_text(path.read_bytes(), path.name)
+    except ValueError as exc:  # neither UTF-8 nor CP949
+        raise DictionaryError(str(exc)) from None
     yield from csv.reader(io.StringIO(text), delimiter=delimiter)
 
 

@@ -152,10 +152,9 @@ class Expander:
         for sequence, canonical in sorted(rules.items(), key=lambda rule: -len(rule[0])):
             self._by_first.setdefault(sequence[0], []).append((sequence, canonical))
 
-    def __bool__(self) -> bool:
-        return bool(self._by_first)
-
     def expand(self, tokens: Sequence[str]) -> list[str]:
+        if not self._by_first:
+            return list(tokens)
         out: list[str] = []
         i = 0
         while i < len(tokens):

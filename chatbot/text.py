@@ -73,20 +73,27 @@ def split_sentences(text: str) -> list[str]:
 
 def morphemes(text: str, typos: bool = False) -> list[str]:
     """Lexical-index tokens: content morphemes and verb/adjective stems, lower-cased, synonyms made canonical."""
-    return morphemes_batch([text], typos)[0]
+    text = normalise(text)
+    if not text:
+        return []
+    kiwi, expander = _tokeniser(typos)
+    return expander.expand(_content_forms(kiwi.tokenize(text)))
 
 
 def morphemes_batch(texts: list[str], typos: bool = False) -> list[list[str]]:
     """Batch form of morphemes(); Kiwi tokenises a list faster than one call per text.
 
-    Documents and questions both come through here, so a dictionary variant (돈 돌려받기) becomes
-    its canonical morpheme (환불) on both sides of BM25.
+    Documents and questions both come through here or morphemes(), so a dictionary variant
+    (돈 돌려받기) becomes its canonical morpheme (환불) on both sides of BM25.
     """
-    dictionary = active_dictionary()
-    kiwi, expander = _kiwi(typos, dictionary), _expander(typos, dictionary)
+    kiwi, expander = _tokeniser(typos)
     cleaned = [normalise(t) for t in texts]
-    forms = [_content_forms(tokens) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
-    return [expander.expand(f) for f in forms] if expander else forms
+    return [expander.expand(_content_forms(tokens)) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
+
+
+def _tokeniser(typos: bool) -> tuple[Kiwi, Expander]:
+    dictionary = active_dictionary()
+    return _kiwi(typos, dictionary), _expander(typos, dictionary)
 
 
 def _content_forms(tokens: list) -> list[str]:
