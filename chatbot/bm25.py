@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chatbot.columns import ragged_take
+
 
 @dataclass(frozen=True)
 class TokenTable:
@@ -40,12 +42,9 @@ class TokenTable:
         return np.diff(self.ptr)
 
     def take(self, rows: np.ndarray) -> "TokenTable":
-        """The given records, in that order (vectorised gather of their token runs)."""
-        lengths = self.lengths()[rows]
-        ptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=ptr[1:])
-        starts = np.repeat(self.ptr[:-1][rows] - ptr[:-1], lengths)
-        return TokenTable(self.vocab, ptr, self.ids[starts + np.arange(ptr[-1], dtype=np.int64)])
+        """The given records, in that order."""
+        ids, ptr = ragged_take(self.ids, self.ptr, rows)
+        return TokenTable(self.vocab, ptr, ids)
 
     def extended(self, tokens: Sequence[Sequence[str]]) -> "TokenTable":
         """These records followed by new ones, tokens encoded over the same (grown) vocabulary."""

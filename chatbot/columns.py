@@ -64,11 +64,7 @@ class TextColumn(_Lazy[str]):
         return (data[a:b].decode("utf-8") for a, b in zip(bounds, bounds[1:]))
 
     def take(self, rows: np.ndarray) -> "TextColumn":
-        lengths = np.diff(self.offsets)[rows]
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        starts = np.repeat(self.offsets[:-1][rows] - offsets[:-1], lengths)
-        return TextColumn(self.blob[starts + np.arange(offsets[-1], dtype=np.int64)], offsets)
+        return TextColumn(*ragged_take(self.blob, self.offsets, rows))
 
     def extended(self, other: "TextColumn") -> "TextColumn":
         return TextColumn(np.concatenate([self.blob, other.blob]),
@@ -114,11 +110,27 @@ class Positions(Mapping[str, int]):
         self.raw, self.order, self.sorted = raw, order, raw[order]
 
     def _find(self, record_id: object) -> int:
-        if not isinstance(record_id, str) or not len(self.sorted):
+        if not isinstance(record_id, str):
             return -1
-        key = record_id.encode("utf-8")
-        i = int(np.searchsorted(self.sorted, key))
-        return int(self.order[i]) if i < len(self.sorted) and self.sorted[i] == key else -1
+        return int(self.rows_of(np.array([record_id.encode("utf-8")]))[0])
+
+    def rows_of(self, raw_ids: np.ndarray) -> np.ndarray:
+        """Position of each id (bytes array), −1 for ids not here: one vectorised binary search."""
+        if not len(self.sorted):
+            return np.full(len(raw_ids), -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(self.sorted, raw_ids), len(self.sorted) - 1)
+        return np.where(self.sorted[i] == raw_ids, self.order[i], -1).astype(np.int64)
+
+    def after_update(self, keep: np.ndarray, appended: np.ndarray) -> np.ndarray:
+        """The id order of `self.raw[keep]` (keep ascending) followed by `appended` ids, merged in O(n)
+        from this order instead of sorting 1M ids again."""
+        kept = np.zeros(len(self.raw), dtype=bool)
+        kept[keep] = True
+        new_position = np.cumsum(kept) - 1
+        kept_order = new_position[self.order[kept[self.order]]]
+        appended_order = np.argsort(appended, kind="stable")
+        at = np.searchsorted(self.raw[keep][kept_order], appended[appended_order])
+        return np.insert(kept_order, at, len(keep) + appended_order)
 
     def __contains__(self, record_id: object) -> bool:
         return self._find(record_id) >= 0
@@ -171,7 +183,7 @@ class RecordColumns:
     def of(cls, ids: Sequence[str], texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> "RecordColumns":
         dumped = [json.dumps(dict(m), ensure_ascii=False, separators=(",", ":")) for m in metadatas]
         filters = {key: Codes.of([m.get(key) for m in metadatas]) for key in FILTER_KEYS}
-        return cls(_id_array(ids), TextColumn.of(texts), TextColumn.of(dumped), filters)
+        return cls(id_array(ids), TextColumn.of(texts), TextColumn.of(dumped), filters)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -234,7 +246,26 @@ class RecordColumns:
         return None
 
 
-def _id_array(ids: Sequence[str]) -> np.ndarray:
+def ragged_take(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a ragged array (row r = values[offsets[r]:offsets[r + 1]]), in the given order.
+
+    A cache update keeps long runs of consecutive rows (only deleted records are skipped), so runs
+    are copied as slices; many short runs fall back to a vectorised element gather.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = np.diff(offsets)[rows]
+    out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) < 10_000:
+        bounds = zip(np.concatenate([[0], breaks]).tolist(), np.concatenate([breaks, [len(rows)]]).tolist())
+        pieces = [values[offsets[rows[a]]: offsets[rows[b - 1] + 1]] for a, b in bounds if b > a]
+        return (np.concatenate(pieces) if pieces else values[:0].copy()), out_offsets
+    starts = np.repeat(offsets[:-1][rows] - out_offsets[:-1], lengths)
+    return values[starts + np.arange(out_offsets[-1], dtype=np.int64)], out_offsets
+
+
+def id_array(ids: Sequence[str]) -> np.ndarray:
     encoded = [i.encode("utf-8") for i in ids]
     width = max((len(e) for e in encoded), default=1) or 1
     return np.array(encoded, dtype=f"S{width}")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from chatbot.bm25 import ScoreMatrix, TokenTable
-from chatbot.columns import IdColumn, MetadataColumn, Positions, RecordColumns, TextColumn
+from chatbot.columns import IdColumn, MetadataColumn, Positions, RecordColumns, TextColumn, id_array
 from chatbot.dictionary import dictionary_fingerprint
 from chatbot.records import Hit
 from chatbot.settings import LexicalSettings, StoreSettings
@@ -87,16 +87,19 @@ class LexicalIndex:
                 settings: LexicalSettings, fingerprint: str) -> "LexicalIndex":
         """This index brought to `store_ids`: gone ids dropped, new ids fetched and tokenised, the rest kept
         (same id = same content). Scores equal a full rebuild's (tests/test_lexical_incremental.py)."""
-        wanted = np.unique(np.array([i.encode("utf-8") for i in store_ids], dtype=bytes)) if len(store_ids) else \
-            np.array([], dtype="S1")
-        keep = np.flatnonzero(np.isin(self.columns.ids, wanted))
-        new_ids = [i.decode("utf-8") for i in np.setdiff1d(wanted, self.columns.ids[keep]).tolist()]
+        wanted = id_array(store_ids)
+        rows = self.position.rows_of(wanted)
+        keep = np.sort(rows[rows >= 0])  # ascending: kept records stay in runs (cheap to copy)
+        keep = keep[np.diff(keep, prepend=-1) != 0]  # an id listed twice (paging during a write) once
+        new_ids = list(dict.fromkeys(store_ids[i] for i in np.flatnonzero(rows < 0).tolist()))
         new = fetch(new_ids) if new_ids else StoredRecords([], [], [])
         log.info("BM25 cache update: %d records kept, %d removed, %d new tokenised",
                  len(keep), len(self.columns) - len(keep), len(new.ids))
         columns = self.columns.take(keep).extended(new.ids, new.texts, new.metadatas)
         tokens = self.tokens.take(keep).extended(_tokenise(list(new.texts), self.typos))
-        return LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
+        index = LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
+        index.__dict__["_id_order"] = self.position.after_update(keep, id_array(new.ids))
+        return index
 
     def __len__(self) -> int:
         return len(self.columns)
@@ -246,7 +249,10 @@ class LexicalIndex:
 
 
 def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:
-    return morphemes_batch(texts, typos=typos) if texts else []
+    """Kiwi once per distinct text (the slow step: a few thousand texts per second per core)."""
+    distinct = list(dict.fromkeys(texts))
+    tokens = dict(zip(distinct, morphemes_batch(distinct, typos=typos))) if distinct else {}
+    return [tokens[t] for t in texts]
 
 
 def _json_array(value: Any) -> np.ndarray:

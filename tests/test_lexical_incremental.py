@@ -83,8 +83,10 @@ def test_incremental_update_equals_full_rebuild(change):
     for category in ("배송", "환불", "없는 분류"):
         got_ids = {updated.records.ids[i] for i in np.flatnonzero(updated.mask({"category": category}))}
         assert got_ids == {i for i, (_, c) in after.items() if c == category}
-    position = updated.position
-    assert all(updated.records.ids[position[i]] == i for i in after) and "b-gone" not in position
+    position = updated.position  # merged from the old id order, not re-sorted: must equal a fresh sort
+    assert np.array_equal(position.order, np.argsort(updated.columns.ids))
+    assert all(updated.records.ids[position[i]] == i for i in after)
+    assert not any(i in position for i in set(TEXTS) - set(after))
 
 
 def test_updated_index_round_trips_through_the_cache(tmp_path):
