@@ -1,24 +1,28 @@
 """From ranked hits to what a user sees: an answer with source and score, "did you mean" (clarify), or a
 polite fallback.
 
-Hybrid mode decides with the decision model (chatbot/decision/): P(top candidate is right) against
-an answer level calibrated for answer.min_precision, with a clarify band below it. Other modes, and
-hybrid before a model for the current store exists, compare the raw score with the mode's threshold.
+Hybrid mode decides with the decision model (chatbot/decision/): P(top candidate is right), calibrated
+for traffic with answer.in_scope_share in-scope questions, against an answer level (a cost rule:
+wrong_cost / (1 + wrong_cost); or answer.min_precision on the calibration rows; or a fixed answer_p),
+with a clarify band below it. Other modes, hybrid before a model for the current store exists, and a
+model that does worse than the score threshold on its own calibration rows (the safety rule) compare
+the raw score with the mode's threshold.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.decision import DecisionModel, DecisionProvider, choose
-from chatbot.decision.candidates import with_parts
 from chatbot.decision.features import candidate_features
 from chatbot.records import Answer, Hit
-from chatbot.retrieval import Mode, Retriever
+from chatbot.retrieval import Candidates, Mode, Retriever
 from chatbot.settings import AnswerSettings
 from chatbot.text import is_meaningful, normalise
 
 DECISION_MODES = ("hybrid",)
+log = logging.getLogger(__name__)
 
 
 class QuestionError(ValueError):
@@ -35,7 +39,10 @@ class Answerer:
 
     def __post_init__(self) -> None:
         if self.decision is None and self.settings.decision_model and isinstance(self.retriever, Retriever):
-            self.decision = DecisionProvider(self.retriever, self.settings.decision_max_variants)
+            self.decision = DecisionProvider(
+                self.retriever, self.settings.decision_max_variants, in_scope_share=self.settings.in_scope_share
+            )
+        self._vetted: dict[tuple[str, float], bool] = {}
 
     def prepare(self, timeout: float | None = None) -> DecisionModel | None:
         """Wait for the decision model of the current store (evaluation, warm-up); None when there is none."""
@@ -57,28 +64,52 @@ class Answerer:
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
         mode = mode or self.retriever.settings.retrieval.mode
-        hits = self.retriever.search(text, k=k, mode=mode, category=category)
         model = self.decision.current() if self.decision is not None and mode in DECISION_MODES else None
-        if model is not None and hits:
-            return self.decide_with_model(text, hits, model)
+        if model is not None and self.model_beats_threshold(model):
+            # one retrieval gives both the hits and the score parts the model reads
+            k = k or self.retriever.settings.retrieval.top_k
+            ranking = self.retriever.candidates(text, k, {"category": category} if category else None)
+            if ranking.hits:
+                return self.decide_with_model(text, ranking, model, k)
+            return self.fallback([])
+        hits = self.retriever.search(text, k=k, mode=mode, category=category)
         return self.decide(hits, mode)
 
     # --- the decision model (hybrid) ------------------------------------------------------------
     def answer_level(self, model: DecisionModel) -> float:
-        """answer.answer_p when set, else the P that reached answer.min_precision on the calibration rows."""
+        """answer.answer_p when set; else the P that reached answer.min_precision on the (traffic-weighted)
+        calibration rows when that is set; else the cost rule wrong_cost / (1 + wrong_cost)."""
         if self.settings.answer_p is not None:
             return self.settings.answer_p
-        return model.level_for_precision(self.settings.min_precision)
+        if self.settings.min_precision is not None:
+            return model.level_for_precision(self.settings.min_precision)
+        return self.settings.wrong_cost / (1.0 + self.settings.wrong_cost)
 
-    def decide_with_model(self, question: str, hits: list[Hit], model: DecisionModel) -> Answer:
+    def model_beats_threshold(self, model: DecisionModel) -> bool:
+        """The safety rule: the model decides only if, on its own out-of-fold calibration rows, it is at
+        least as useful (right − wrong_cost · wrong, traffic-weighted) as answer.threshold on the fused score."""
+        key = (model.fingerprint, self.answer_level(model))
+        if key not in self._vetted:
+            level, cost = key[1], self.settings.wrong_cost
+            mine, old = model.utility(level, cost), model.threshold_utility(self.settings.threshold, cost)
+            self._vetted[key] = old is None or mine >= old
+            if not self._vetted[key]:
+                log.warning("Decision model (utility %.3f at P ≥ %.2f) is worse than the threshold %.3f (%.3f) on "
+                            "its calibration rows: the threshold decides", mine, level, self.settings.threshold, old)
+        return self._vetted[key]
+
+    def decide_with_model(self, question: str, ranking: Candidates, model: DecisionModel, k: int = 10) -> Answer:
         index = self.retriever.lexical
-        tokens, ranked = with_parts(self.retriever, question, hits)
+        ranked = ranking.grouped(k)
+        hits = [c.hit for c in ranked]
         n = max(self.settings.clarify_candidates, 2)
-        rows = [candidate_features(question, tokens, ranked, i, index.doc_freq, len(index.records.ids))
+        rows = [candidate_features(question, ranking.tokens, ranked, i, index.doc_freq, len(index.records.ids), ranking.hits)
                 for i in range(min(n, len(ranked)))]
         ps = [float(p) for p in model.predict(rows)]
         level = self.answer_level(model)
-        outcome = choose(ps, level, min(self.settings.clarify_min_p, level), self.settings.clarify_gap)
+        # another chunk of the same document is no rival of a passage: either one answers from that file
+        rivals = [p for c, p in zip(ranked[1 : len(ps)], ps[1:]) if not same_document(c.hit, hits[0])]
+        outcome = choose([ps[0], *rivals], level, min(self.settings.clarify_min_p, level), self.settings.clarify_gap)
         best = hits[0]
         if outcome == "answer":
             return self.answer_from(best, hits, p=ps[0])
@@ -168,6 +199,11 @@ class Answerer:
             if len(out) >= self.settings.suggestions:
                 break
         return tuple(out)
+
+
+def same_document(a: Hit, b: Hit) -> bool:
+    """Two passages of one document file."""
+    return a.kind == b.kind == "doc" and a.metadata.get("source") == b.metadata.get("source")
 
 
 def source_of(hit: Hit) -> dict[str, Any]:

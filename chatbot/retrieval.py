@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -19,10 +20,39 @@ from chatbot.settings import Settings
 from chatbot.store import Store
 from chatbot.text import correct_spacing
 
-__all__ = ["MODES", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
+__all__ = ["MODES", "Candidate", "Candidates", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
 log = logging.getLogger(__name__)
 Mode = Literal["lexical", "dense", "hybrid"]
 MODES: tuple[str, ...] = ("lexical", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked record with its score parts: hit.score is the fused score (doc offset applied)."""
+
+    hit: Hit
+    cosine: float  # encoder cosine with the question
+    lexical: float  # coverage-normalised BM25, capped at 1 (0 outside the lexical candidates' reach)
+
+    @property
+    def fused(self) -> float:
+        return self.hit.score
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What hybrid retrieval ranked for one question: its content morphemes (the lexical query) and the
+    ungrouped candidates with their parts, best first. grouped() gives what search() returns."""
+
+    question: str
+    tokens: tuple[str, ...]
+    hits: tuple[Candidate, ...]
+
+    def grouped(self, k: int = 10, exclude: Collection[str] = ()) -> list[Candidate]:
+        """Best candidate per FAQ (documents: per chunk), best first, after dropping the excluded record
+        ids (leave-one-out without re-indexing)."""
+        by_id = {c.hit.record_id: c for c in self.hits if c.hit.record_id not in exclude}
+        return [replace(by_id[h.record_id], hit=h) for h in group_hits([c.hit for c in by_id.values()], k)]
 
 
 class Retriever:
@@ -80,15 +110,27 @@ class Retriever:
         where = {"category": category} if category else None
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        if mode == "hybrid":
+            return [c.hit for c in self.candidates(question, k, where).grouped(k)]
         if mode == "lexical":
             hits = self.lexical.search(self._lexical_text(question), self.settings.retrieval.candidates, where)
-        elif mode == "dense":
-            hits = self._dense(question, where)
         else:
-            hits = self._hybrid(question, where, k)
+            hits = self._dense(question, where)
         if mode != "lexical" and self.settings.retrieval.doc_offset:
             hits = [with_doc_offset(h, self.settings.retrieval.doc_offset) for h in hits]
         return group_hits(hits, k)
+
+    def candidates(self, question: str, k: int | None = None, where: dict[str, Any] | None = None) -> Candidates:
+        """Hybrid candidates, ungrouped, with each one's cosine and lexical part (doc offset applied to
+        the fused score): what search() groups, and what the decision model reads. k is the number of
+        groups the keyword-only candidates are pruned against (search()'s k)."""
+        k = k or self.settings.retrieval.top_k
+        tokens, found = self._hybrid(question, where, k)
+        offset = self.settings.retrieval.doc_offset
+        if offset:
+            found = [replace(c, hit=with_doc_offset(c.hit, offset)) for c in found]
+        found.sort(key=lambda c: c.hit.score, reverse=True)
+        return Candidates(question, tuple(tokens), tuple(found))
 
     def _lexical_text(self, question: str) -> str:
         return correct_spacing(question) if self.settings.text.spacing_correction else question
@@ -97,30 +139,35 @@ class Retriever:
         vector = self.encoder.encode_questions([question])[0]
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
-    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int) -> list[Hit]:
-        """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists (see chatbot.fusion)."""
+    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int) -> tuple[list[str], list[Candidate]]:
+        """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists (see chatbot.fusion);
+        the lexical query tokens and the candidates with their parts (no doc offset yet)."""
         weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
         # The kiwi + BM25 side runs in a thread while the encoder works (torch computes outside the GIL).
-        lexical_job = self._side.submit(self.lexical_scores, index, question, where)
+        lexical_job = self._side.submit(self._query_scores, index, question, where)
         vector = self.encoder.encode_questions([question])[0]
         nearest = self.store.nearest(vector, candidates, where)
         dense = list(self.dense_hits(index, nearest).values())
-        scores = lexical_job.result()
-        fused = fusion.fused_hits(dense, [h.score for h in dense], self._lexical_of(index, scores, dense), weight)
+        tokens, scores = lexical_job.result()
+        cosines = [h.score for h in dense]
+        lexical = self._lexical_of(index, scores, dense)
+        fused = fusion.fused_hits(dense, cosines, lexical, weight)
+        out = [Candidate(h, c, min(x, 1.0)) for h, c, x in zip(fused, cosines, lexical)]
         # A keyword-only candidate is worth a vector fetch only if its best possible score reaches the k-th group.
         seen = {h.record_id for h in fused}
         extra = [i for i in top_positions(scores, candidates) if index.records.ids[i] not in seen]
         ceiling = fusion.cosine_ceiling(nearest, candidates)
         floor = fusion.pruning_floor(fused, k, self.settings.retrieval.doc_offset)
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
-        cosines = self.cosines([index.records.ids[i] for i in extra], vector)
-        found = [i for i in extra if index.records.ids[i] in cosines]
-        fused += fusion.fused_hits(
-            [index.hit(i, float(scores[i])) for i in found], [cosines[index.records.ids[i]] for i in found],
+        extra_cosines = self.cosines([index.records.ids[i] for i in extra], vector)
+        found = [i for i in extra if index.records.ids[i] in extra_cosines]
+        more = fusion.fused_hits(
+            [index.hit(i, float(scores[i])) for i in found], [extra_cosines[index.records.ids[i]] for i in found],
             scores[found], weight,
         )
-        return fused
+        out += [Candidate(h, extra_cosines[h.record_id], min(float(scores[i]), 1.0)) for h, i in zip(more, found)]
+        return tokens, out
 
     @staticmethod
     def _lexical_of(index: LexicalIndex, scores: np.ndarray, hits: list[Hit]) -> list[float]:
@@ -144,8 +191,12 @@ class Retriever:
 
     def lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
         """Coverage-normalised BM25 of every cached record (0 outside the category filter)."""
-        scores = index.scores(index.query_tokens(self._lexical_text(question)))
-        return scores * index.mask(where) if where else scores
+        return self._query_scores(index, question, where)[1]
+
+    def _query_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> tuple[list[str], np.ndarray]:
+        tokens = index.query_tokens(self._lexical_text(question))
+        scores = index.scores(tokens)
+        return tokens, scores * index.mask(where) if where else scores
 
     def cosines(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
         """Cosines of stored records with the question vector; ids the store cannot read are skipped

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "FAQBOT_"
@@ -38,6 +38,15 @@ class EncoderSettings(BaseModel):
 class TextSettings(BaseModel):
     spacing_correction: bool = True
     typo_tolerant: bool = False
+    # Synonym/user dictionary (chatbot/dictionary.py) for the lexical side; null (or "" in the env) = none
+    synonyms: Path | None = Path("configs/synonyms.yaml")
+    synonyms_reload_s: float = Field(5.0, ge=0.0)  # how often the file is rechecked for an edit by another process
+
+    @field_validator("synonyms", mode="before")
+    @classmethod
+    def _off_words(cls, value: Any) -> Any:
+        """FAQBOT_TEXT__SYNONYMS= (empty), null or none switches the dictionary off."""
+        return None if isinstance(value, str) and value.strip().lower() in ("", "null", "none") else value
 
 
 class StoreSettings(BaseModel):
@@ -55,6 +64,9 @@ class StoreSettings(BaseModel):
 class LexicalSettings(BaseModel):
     k1: float = 1.2
     b: float = 0.75
+    # How often a retriever compares its BM25 cache with the store's fingerprint: a replica answers an FAQ
+    # added through another process (or `python -m ingest` in server mode) within about this long.
+    refresh_s: float = Field(30.0, ge=0.0)
 
 
 class RetrievalSettings(BaseModel):
@@ -73,8 +85,11 @@ class AnswerSettings(BaseModel):
     doc_threshold: float | None = None
     # Hybrid mode decides with a model trained from the store (chatbot/decision/), not a raw cosine:
     decision_model: bool = True  # false = the thresholds above decide in every mode
-    min_precision: float = Field(0.95, gt=0.0, le=1.0)  # answer level = lowest P reaching this precision on calibration rows
-    answer_p: float | None = Field(None, ge=0.0, le=1.0)  # a fixed answer level instead of the calibrated one
+    # P is calibrated for traffic where this share of questions is in scope (the training rows are mostly not)
+    in_scope_share: float = Field(0.8, gt=0.0, lt=1.0)
+    wrong_cost: float = Field(1.0, gt=0.0)  # answer level = cost / (1 + cost): answer when P(right) beats it
+    min_precision: float | None = Field(None, gt=0.0, le=1.0)  # instead: lowest P reaching this precision on calibration rows
+    answer_p: float | None = Field(None, ge=0.0, le=1.0)  # a fixed answer level instead of either
     clarify_min_p: float = Field(0.3, ge=0.0, le=1.0)  # P band [clarify_min_p, answer level): "혹시 이 질문을 찾으셨나요?"
     clarify_gap: float = Field(0.15, ge=0.0, le=1.0)  # two candidates with P closer than this: clarify
     clarify_candidates: int = Field(3, ge=1, le=10)
@@ -121,6 +136,7 @@ class AppSettings(BaseModel):
     queue_max_size: int = Field(200, ge=1)  # page events waiting beyond this are refused
     ingest_timeout_s: int = Field(900, ge=10)  # a web ingestion is stopped (nothing lost) after this
     ingest_lock_timeout_s: float = Field(10.0, ge=0)
+    operator_token: str | None = None  # Bearer token of /api/operator/*; unset = those endpoints answer 403
 
 
 MaskPattern = Literal["rrn", "card", "phone", "email", "account"]
@@ -139,6 +155,17 @@ class LogSettings(BaseModel):
     flush_interval_ms: int = Field(200, ge=1)
     queue_size: int = Field(10_000, ge=1)
     import_feedback: bool = True
+
+
+class OperatorSettings(BaseModel):
+    """The operator loop (chatbot/operator): which logged questions reach the inbox and how they are grouped."""
+
+    inbox_days: int = Field(7, ge=1)  # default look-back of the inbox
+    low_p: float = Field(0.6, ge=0.0, le=1.0)  # answered with P below this: low confidence
+    score_margin: float = Field(0.02, ge=0.0)  # no P: answered with a score below threshold + margin is low confidence
+    max_questions: int = Field(20_000, ge=1)  # newest inbox questions loaded per view
+    cluster_distance: float = Field(0.1, gt=0.0, le=2.0)  # cosine distance that joins two questions (average linkage)
+    cluster_sample: int = Field(2_000, ge=10)  # above this many distinct questions: cluster a sample, assign the rest
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -186,6 +213,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     app: AppSettings = AppSettings()
     log: LogSettings = LogSettings()
+    operator: OperatorSettings = OperatorSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -140,9 +140,9 @@ class FixedModel:
     [([0.97, 0.1, 0.05], "faq"), ([0.6, 0.2, 0.1], "clarify"), ([0.95, 0.9, 0.1], "clarify"), ([0.1, 0.05, 0.0], "fallback")],
 )
 def test_answerer_outcomes_and_fields(small, ps, outcome):
-    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"clarify_min_p": 0.3}))
-    hits = small.retriever.search("배송비는 얼마인가요?", k=5)
-    answer = answerer.decide_with_model("배송비는 얼마인가요?", hits, FixedModel(ps))
+    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"clarify_min_p": 0.3, "answer_p": 0.9}))
+    ranking = small.retriever.candidates("배송비는 얼마인가요?", 5)
+    answer = answerer.decide_with_model("배송비는 얼마인가요?", ranking, FixedModel(ps), 5)
     assert answer.type == outcome and answer.p == pytest.approx(ps[0])
     data = answer.to_dict()
     assert data["type"] == outcome and data["p"] == pytest.approx(ps[0]) and "candidates" in data
@@ -193,3 +193,62 @@ def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tm
     assert weather.type == "fallback" and weather.p is not None and weather.p < 0.3
     paraphrase = pipeline.answerer.ask("택배비 얼마예요?")
     assert paraphrase.type == "faq" and paraphrase.faq_id == "ship-001" and paraphrase.p >= 0.9
+
+
+def test_traffic_mix_weights_and_weighted_levels():
+    from chatbot.decision.model import mix_weights, utility
+
+    in_scope = np.array([True, True, False, False, False, False, False, False])
+    w = mix_weights(in_scope, 0.8)
+    assert w[in_scope].sum() / w.sum() == pytest.approx(0.8) and w.sum() == pytest.approx(len(w))
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    # unweighted, the two positives are outnumbered (precision 2/3 at 0.7): 0.9 needs P ≥ 0.8; with 80 %
+    # in-scope traffic each out-of-scope row counts 1/12 of a positive: 0.9 is kept down to 0.6 (0.8 / 0.867)
+    assert level_for_precision(p, y, 0.9) == pytest.approx(0.8)
+    assert level_for_precision(p, y, 0.9, w / w.sum()) == pytest.approx(0.6)
+    assert utility(p >= 0.8, y, np.ones(8), 1.0) == 2 and utility(p >= 0.6, y, np.ones(8), 1.0) == 0
+
+
+def test_passage_questions_are_cut_sentences_of_the_chunk():
+    from chatbot.decision.examples import passage_questions
+
+    chunk = ("제1조 (목적) 이 약관은 회사가 제공하는 온라인 쇼핑몰 서비스의 이용 조건과 절차를 정합니다.\n"
+             "회원은 만 14세 이상이어야 하며 가입 시 본인 인증을 거쳐야 합니다.\n"
+             "짧은 줄\n"
+             "회사는 약관을 바꿀 때 적용일 7일 전부터 공지하며 회원에게 불리한 변경은 30일 전에 알립니다.")
+    questions = passage_questions(chunk)
+    assert 1 <= len(questions) <= 3 and all(q and q in chunk.replace("\n", " ") for q in questions)
+    assert all(3 <= len(q.split()) <= 8 for q in questions) and "짧은 줄" not in questions
+
+
+class WorseModel(FixedModel):
+    """A model whose calibration says it is worse than the score threshold: the threshold decides."""
+
+    fingerprint = "worse"
+
+    def utility(self, level, cost):
+        return -1.0
+
+    def threshold_utility(self, threshold, cost):
+        return 0.5
+
+
+def test_safety_rule_threshold_decides_when_the_model_is_worse(small):
+    answerer = Answerer(small.retriever, small.settings.answer)
+    answerer.decision.current = lambda: WorseModel([0.0, 0.0, 0.0])  # type: ignore[method-assign]
+    answer = answerer.ask("배송비는 얼마인가요?")
+    assert answer.type == "faq" and answer.p is None  # the threshold rule answered, not the model (P 0 → fallback)
+    better = WorseModel([0.0, 0.0, 0.0])
+    better.utility = lambda level, cost: 1.0  # type: ignore[method-assign]
+    better.fingerprint = "better"
+    answerer.decision.current = lambda: better  # type: ignore[method-assign]
+    assert answerer.ask("배송비는 얼마인가요?").type == "fallback"
+
+
+def test_another_chunk_of_the_same_document_is_no_rival(small):
+    from chatbot.answer import same_document
+
+    a, b = _hit("d1", "가", 0.9, kind="doc"), _hit("d2", "나", 0.89, kind="doc")
+    c = Hit("d3", "다", "doc", 0.88, {"source": "b.txt"})  # type: ignore[arg-type]
+    assert same_document(a, b) and not same_document(a, c) and not same_document(a, _hit("f", "x", 0.9, faq_id="f"))

@@ -148,3 +148,20 @@ def test_fusion_bound_is_exact():
     assert fusion.pruning_floor(hits, 3, 0.05) == float("-inf")
     mask = fusion.reachable(np.array([0.0, 0.5, 1.0], dtype=np.float32), 0.5, 0.7, 0.8)
     assert mask.tolist() == [False, False, True]
+
+
+def test_candidates_expose_score_parts_and_group_like_search(pipeline, make_settings):
+    """Retriever.candidates: the ungrouped hybrid candidates with cosine and lexical parts; grouped(k) is search()."""
+    retriever = pipeline.retriever
+    weight = retriever.settings.retrieval.lexical_weight
+    for question in ("택배 언제 와요 배송", "환불해 주세요", "비밀번호 password"):
+        ranking = retriever.candidates(question, 5)
+        assert ranking.tokens and len(ranking.hits) >= len(ranking.grouped(5))
+        for c in ranking.hits:
+            assert c.fused == pytest.approx((1 - weight) * c.cosine + weight * min(c.lexical, 1.0))
+        assert [c.hit for c in ranking.grouped(5)] == retriever.search(question, k=5, mode="hybrid")
+    ranking = retriever.candidates("배송은 얼마나 걸리나요?", 5)
+    top = ranking.grouped(5)[0]
+    # leaving out the exact variant (the decision model's training) keeps the same FAQ through its alternative
+    again = ranking.grouped(5, exclude={top.hit.record_id})
+    assert top.hit.group_id == "ship-1" and again[0].hit.record_id != top.hit.record_id

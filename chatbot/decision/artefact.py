@@ -16,8 +16,9 @@ from pathlib import Path
 
 from chatbot.decision.examples import build_examples
 from chatbot.decision.features import NAMES
-from chatbot.decision.model import FORMAT, DecisionModel
+from chatbot.decision.model import FORMAT, DecisionModel, mix_weights
 from chatbot.decision.negatives import bundled_digest, bundled_out_of_scope
+from chatbot.dictionary import dictionary_fingerprint
 from chatbot.lexical import cache_folder
 from chatbot.retrieval import Retriever
 from chatbot.settings import StoreSettings
@@ -34,9 +35,12 @@ def artefact_path(settings: StoreSettings) -> Path:
 class DecisionProvider:
     """Hands out the decision model for the store as it is now; (re)builds it in the background."""
 
-    def __init__(self, retriever: Retriever, max_variants: int = 1500, refresh_s: float = 30.0) -> None:
+    def __init__(
+        self, retriever: Retriever, max_variants: int = 1500, refresh_s: float = 30.0, in_scope_share: float = 0.8
+    ) -> None:
         self.retriever = retriever
         self.max_variants = max_variants
+        self.in_scope_share = in_scope_share
         self.refresh_s = refresh_s
         self.path = artefact_path(retriever.store.settings)
         self._model: DecisionModel | None = None
@@ -47,13 +51,14 @@ class DecisionProvider:
         self.last_build_s: float | None = None
 
     def fingerprint(self) -> str:
-        """Store content + everything that changes the features (fusion settings, encoder, bundled set)."""
+        """Store content + everything that changes the features (fusion settings, encoder, the operator's
+        synonym dictionary, bundled set, traffic mix)."""
         s = self.retriever.settings
         parts = [
             self.retriever.store.fingerprint(), self.retriever.encoder.model_id,
             f"w={s.retrieval.lexical_weight}", f"off={s.retrieval.doc_offset}", f"cand={s.retrieval.candidates}",
             f"sp={s.text.spacing_correction}", f"k1={s.lexical.k1}", f"b={s.lexical.b}",
-            bundled_digest(), f"v{FORMAT}", ",".join(NAMES), f"max={self.max_variants}",
+            f"dict={dictionary_fingerprint()}", bundled_digest(), f"v{FORMAT}", ",".join(NAMES), f"max={self.max_variants}", f"share={self.in_scope_share}",
         ]
         return hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()[:20]
 
@@ -93,7 +98,8 @@ class DecisionProvider:
         examples = build_examples(self.retriever, bundled_out_of_scope(), self.max_variants)
         if len(set(examples.y.tolist())) < 2:
             raise ValueError(f"need both right and wrong top candidates to train; got {len(examples.y)} rows of one kind")
-        model = DecisionModel.fit(examples.X, examples.y, examples.groups, fingerprint)
+        weights = mix_weights(examples.in_scope, self.in_scope_share)
+        model = DecisionModel.fit(examples.X, examples.y, examples.groups, fingerprint, weights=weights, fused=examples.fused)
         self.last_build_s = time.perf_counter() - started
         model.info.update({"build_s": round(self.last_build_s, 2),
                            **{f"rows_{k}": examples.kinds.count(k) for k in set(examples.kinds)}})

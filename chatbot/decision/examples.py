@@ -1,10 +1,16 @@
 """Training rows from the store itself, no labels needed.
 
-positives  each FAQ question variant asked with only itself removed: its FAQ's other variants stay,
-           so the right FAQ should be on top (label = whether it is);
-negatives  the same variant asked with its whole FAQ removed (what an out-of-scope question looks
-           like: the nearest wrong FAQ), and the bundled out-of-scope questions against the full store.
-Big stores are bounded by sampling variants (max_variants).
+in scope (what a user of the store asks):
+  variant   each FAQ question variant asked with only itself removed: its FAQ's other variants stay,
+            so the right FAQ should be on top (label = whether it is);
+  passage   a sentence of a document chunk, cut to its first words, asked with that chunk removed:
+            right when a passage of the same file comes first (how the evaluation judges passages;
+            the overlapping neighbour chunks usually hold it). Rows whose top is an FAQ are dropped
+            (an FAQ may well answer a document sentence: no trustworthy label).
+out of scope (label 0):
+  faq-removed  the same variant asked with its whole FAQ removed (the nearest wrong FAQ);
+  bundled      the bundled out-of-scope questions against the full store.
+Big stores are bounded by sampling variants and passages (max_variants).
 """
 from __future__ import annotations
 
@@ -16,16 +22,40 @@ import numpy as np
 from chatbot.decision.candidates import Ranking, rank
 from chatbot.decision.features import candidate_features
 from chatbot.retrieval import Retriever
+from chatbot.text import split_sentences
 
 NEAR_DUPLICATE = 0.97  # a bundled "out-of-scope" question this close to a stored one is the store's topic
+IN_SCOPE_KINDS = ("variant", "passage")
+PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
+PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
 
 
 @dataclass
 class Examples:
     X: np.ndarray
     y: np.ndarray
-    groups: np.ndarray  # FAQ key (bundled negatives: their own), for grouped cross-validation
-    kinds: list[str]  # variant | faq-removed | bundled
+    groups: np.ndarray  # FAQ key / file (bundled negatives: their own), for grouped cross-validation
+    kinds: list[str]  # variant | passage | faq-removed | bundled
+    fused: np.ndarray | None = None  # the top candidate's fused score (the old threshold rule's input)
+    pairs: list[tuple[str, str]] | None = None  # (question, top candidate's text), for reading the rows
+
+    @property
+    def in_scope(self) -> np.ndarray:
+        return np.array([k in IN_SCOPE_KINDS for k in self.kinds], dtype=bool)
+
+
+def passage_questions(text: str, n: int = PASSAGE_QUESTIONS) -> list[str]:
+    """Up to n question-sized pieces of a chunk: sentences of 15–200 characters cut to their first words."""
+    sentences = [s for line in text.splitlines() for s in split_sentences(line) if 15 <= len(s) <= 200]
+    if len(sentences) > n:  # spread over the chunk: first, middle, last …
+        step = (len(sentences) - 1) / (n - 1) if n > 1 else 0
+        sentences = [sentences[round(i * step)] for i in range(n)]
+    out = []
+    for sentence in sentences:
+        words = sentence.split()
+        keep = max(PASSAGE_WORDS[0], min(PASSAGE_WORDS[1], round(len(words) * 0.6)))
+        out.append(" ".join(words[:keep]))
+    return list(dict.fromkeys(out))
 
 
 def build_examples(
@@ -36,42 +66,62 @@ def build_examples(
     doc_freq, n = index.doc_freq, max(len(records.ids), 1)
     group_of: dict[str, list[str]] = {}
     variants: list[tuple[str, str, str]] = []  # (record id, text, group key)
+    chunks: list[tuple[str, str, str]] = []  # (record id, text, source)
     for record_id, text, meta in zip(records.ids, records.texts, records.metadatas):
-        if meta.get("kind", "faq") == "faq" and meta.get("faq_id"):
+        kind = meta.get("kind", "faq")
+        if kind == "faq" and meta.get("faq_id"):
             key = f"{meta.get('source', '')}::{meta['faq_id']}"
             group_of.setdefault(key, []).append(record_id)
             variants.append((record_id, text, key))
+        elif kind == "doc":
+            chunks.append((record_id, text, str(meta.get("source", ""))))
     # Only FAQs with at least two variants can give a positive (one variant left to find).
     askable = [v for v in variants if len(group_of[v[2]]) >= 2]
+    rng = random.Random(seed)
     if len(askable) > max_variants:
-        askable = random.Random(seed).sample(askable, max_variants)
+        askable = rng.sample(askable, max_variants)
+    if len(chunks) * PASSAGE_QUESTIONS > max_variants:
+        chunks = rng.sample(chunks, max(max_variants // PASSAGE_QUESTIONS, 1))
 
     rows: list[np.ndarray] = []
     labels: list[int] = []
     groups: list[str] = []
     kinds: list[str] = []
+    fused: list[float] = []
+    pairs: list[tuple[str, str]] = []
 
-    def add(ranking: Ranking, exclude: set[str], label_group: str | None, group: str, kind: str) -> None:
-        ranked = ranking.grouped(exclude)
+    def add(ranking: Ranking, exclude: set[str], right: str | None, group: str, kind: str) -> None:
+        ranked = ranking.grouped(exclude=exclude)
         if not ranked:
             return
         top = ranked[0]
         if kind == "faq-removed" and top.hit.kind == "doc":
             return  # a passage may well answer an FAQ's question: no trustworthy label
-        label = int(label_group is not None and top.hit.group_key == label_group)
-        rows.append(candidate_features(ranking.question, ranking.tokens, ranked, 0, doc_freq, n))
+        if kind == "passage" and top.hit.kind != "doc":
+            return  # ... and an FAQ a document's sentence
+        if kind == "passage":
+            label = int(str(top.hit.metadata.get("source", "")) == right)
+        else:
+            label = int(right is not None and top.hit.group_key == right)
+        pool = [c for c in ranking.hits if c.hit.record_id not in exclude]
+        rows.append(candidate_features(ranking.question, ranking.tokens, ranked, 0, doc_freq, n, pool))
         labels.append(label)
         groups.append(group)
         kinds.append(kind)
+        fused.append(top.fused)
+        pairs.append((ranking.question, top.hit.text))
 
     for record_id, text, key in askable:
         ranking = rank(retriever, text)
         add(ranking, {record_id}, key, key, "variant")
         add(ranking, set(group_of[key]), None, key, "faq-removed")
+    for record_id, text, source in chunks:
+        for question in passage_questions(text):
+            add(rank(retriever, question), {record_id}, source, f"doc::{source}", "passage")
     for i, question in enumerate(bundled):
         ranking = rank(retriever, question)
         if ranking.hits and max(c.cosine for c in ranking.hits) >= NEAR_DUPLICATE:
             continue
         add(ranking, set(), None, f"bundled-{i % 50}", "bundled")
     X = np.vstack(rows) if rows else np.zeros((0, 0))
-    return Examples(X, np.asarray(labels, dtype=np.int64), np.asarray(groups), kinds)
+    return Examples(X, np.asarray(labels, dtype=np.int64), np.asarray(groups), kinds, np.asarray(fused), pairs)

@@ -18,7 +18,7 @@ from chatbot.text import morphemes
 NAMES: tuple[str, ...] = (
     "fused", "cosine", "lexical", "margin", "gap_mean", "is_doc",
     "unmatched", "unmatched_idf", "unmatched_answer_idf", "question_tokens", "candidate_chars_log",
-    "question_chars_log",
+    "question_chars_log", "support", "support_margin",
 )
 
 
@@ -35,9 +35,10 @@ def idf(token: str, doc_freq: dict[str, int], n: int) -> float:
 
 def candidate_features(
     question: str, tokens: Sequence[str], ranked: Sequence[Candidate], i: int,
-    doc_freq: dict[str, int], n_records: int,
+    doc_freq: dict[str, int], n_records: int, pool: Sequence[Candidate] = (),
 ) -> np.ndarray:
-    """Features of ranked[i] as the answer to `question` (ranked: grouped candidates, best first)."""
+    """Features of ranked[i] as the answer to `question` (ranked: grouped candidates, best first;
+    pool: the ungrouped candidates they came from, for how many variants of the FAQ agree)."""
     c = ranked[i]
     others = [r.fused for j, r in enumerate(ranked) if j != i]
     best_other = max(others) if others else c.fused - 0.1
@@ -50,6 +51,11 @@ def candidate_features(
     missing = [t for t in unique if t not in text_tokens]
     weights = {t: idf(t, doc_freq, n_records) for t in unique}
     total = sum(weights.values())
+    # other variants of the same FAQ that also rank high: several wordings agreeing is stronger evidence
+    siblings = sorted((r.fused for r in pool if r.hit.group_key == c.hit.group_key and r.hit.record_id != c.hit.record_id),
+                      reverse=True)
+    support = sum(1 for f in siblings if f >= best_other)
+    second = siblings[0] if siblings else c.fused - 0.1
     return np.array([
         c.fused,
         c.cosine,
@@ -63,4 +69,6 @@ def candidate_features(
         float(len(unique)),
         math.log1p(len(c.hit.text)),
         math.log1p(len(question)),
+        float(support),
+        second - best_other,
     ], dtype=np.float64)

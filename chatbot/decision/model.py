@@ -1,8 +1,11 @@
 """P(top candidate answers the question): standardised logistic regression, stored as plain JSON.
 
 JSON rather than pickle: the artefact sits in a cache folder and must never be able to run code
-when loaded. Levels (the P needed to answer) come from out-of-fold predictions on the training
-rows, so they are chosen on data the model did not fit.
+when loaded. The rows are weighted to an assumed traffic mix (answer.in_scope_share of questions
+the store can answer; the calibration rows are mostly out-of-scope ones), so P means "right" for
+that mix and the answer level can be a cost rule (answer when P ≥ cost / (1 + cost)). Levels from a
+precision target, and the comparison with the old score threshold, use out-of-fold predictions on
+the training rows, so they are chosen on data the model did not fit.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 
 from chatbot.decision.features import NAMES
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass
@@ -29,20 +32,27 @@ class DecisionModel:
     intercept: float
     fingerprint: str = ""
     names: tuple[str, ...] = NAMES
-    calibration: dict[str, list[float]] = field(default_factory=dict)  # out-of-fold p and labels
+    calibration: dict[str, list[float]] = field(default_factory=dict)  # out-of-fold p, labels, weights, fused
     info: dict[str, float] = field(default_factory=dict)
 
     # --- fitting ------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray, fingerprint: str = "", C: float = 1.0) -> "DecisionModel":
-        """Fit on all rows; keep out-of-fold P (grouped by FAQ, so variants of one FAQ never straddle folds)."""
+    def fit(
+        cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray, fingerprint: str = "", C: float = 1.0,
+        weights: np.ndarray | None = None, fused: np.ndarray | None = None,
+    ) -> "DecisionModel":
+        """Fit on all rows; keep out-of-fold P (grouped by FAQ, so variants of one FAQ never straddle folds).
+
+        weights: per-row sample weights (the traffic mix P should be calibrated for, see mix_weights);
+        fused: each row's top fused score, kept so the old threshold rule can be compared on the same rows."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import GroupKFold
         from sklearn.preprocessing import StandardScaler
 
         def fit_one(rows: np.ndarray) -> tuple[StandardScaler, LogisticRegression]:
             scaler = StandardScaler().fit(X[rows])
-            clf = LogisticRegression(C=C, max_iter=2000).fit(scaler.transform(X[rows]), y[rows])
+            w = None if weights is None else weights[rows] * (len(rows) / weights[rows].sum())
+            clf = LogisticRegression(C=C, max_iter=2000).fit(scaler.transform(X[rows]), y[rows], sample_weight=w)
             return scaler, clf
 
         oof = np.full(len(y), np.nan)
@@ -55,10 +65,14 @@ class DecisionModel:
                 oof[test] = clf.predict_proba(scaler.transform(X[test]))[:, 1]
         scaler, clf = fit_one(np.arange(len(y)))
         keep = ~np.isnan(oof)
+        calibration = {"p": oof[keep].round(5).tolist(), "y": y[keep].astype(int).tolist()}
+        if weights is not None:
+            calibration["w"] = (weights[keep] / weights[keep].sum()).round(8).tolist()
+        if fused is not None:
+            calibration["fused"] = np.asarray(fused)[keep].round(5).tolist()
         return cls(
             mean=scaler.mean_.tolist(), scale=scaler.scale_.tolist(), coef=clf.coef_[0].tolist(),
-            intercept=float(clf.intercept_[0]), fingerprint=fingerprint,
-            calibration={"p": oof[keep].round(5).tolist(), "y": y[keep].astype(int).tolist()},
+            intercept=float(clf.intercept_[0]), fingerprint=fingerprint, calibration=calibration,
             info={"rows": int(len(y)), "positives": int(y.sum())},
         )
 
@@ -68,10 +82,26 @@ class DecisionModel:
         z = ((X - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
-    def level_for_precision(self, min_precision: float) -> float:
-        """The lowest P at which the answers given (P ≥ level) on the calibration rows reach min_precision."""
+    def _calibration(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p, y = np.asarray(self.calibration.get("p", [])), np.asarray(self.calibration.get("y", []))
-        return level_for_precision(p, y, min_precision)
+        w = np.asarray(self.calibration.get("w") or np.ones(len(p)))
+        return p, y, w
+
+    def level_for_precision(self, min_precision: float) -> float:
+        """The lowest P at which the answers given (P ≥ level) on the (weighted) calibration rows reach min_precision."""
+        p, y, w = self._calibration()
+        return level_for_precision(p, y, min_precision, w)
+
+    def utility(self, level: float, cost: float) -> float:
+        """Weighted calibration utility of answering at P ≥ level: right answers − cost · wrong answers."""
+        p, y, w = self._calibration()
+        return utility(p >= level, y, w, cost)
+
+    def threshold_utility(self, threshold: float, cost: float) -> float | None:
+        """The same for the old rule (answer when the top fused score ≥ threshold); None without fused scores."""
+        _, y, w = self._calibration()
+        fused = self.calibration.get("fused")
+        return None if not fused else utility(np.asarray(fused) >= threshold, y, w, cost)
 
     # --- persistence: an explicit save/load pair ----------------------------------------------
     def save(self, path: Path) -> None:
@@ -99,23 +129,41 @@ class DecisionModel:
             return None
 
 
-def level_for_precision(p: np.ndarray, y: np.ndarray, min_precision: float) -> float:
-    """Smallest threshold t with precision(P ≥ t) ≥ min_precision (1.0 when none reaches it).
+def mix_weights(in_scope: np.ndarray, in_scope_share: float) -> np.ndarray:
+    """Row weights giving the in-scope rows (variants, passages) in_scope_share of the total and the
+    out-of-scope rows (FAQ removed, bundled) the rest: the calibration rows are mostly out of scope,
+    real traffic mostly not, and precision at a level depends on that share."""
+    in_scope = np.asarray(in_scope, dtype=bool)
+    n_in, n_out = int(in_scope.sum()), int((~in_scope).sum())
+    if not n_in or not n_out:
+        return np.ones(len(in_scope))
+    return np.where(in_scope, in_scope_share / n_in, (1.0 - in_scope_share) / n_out) * len(in_scope)
+
+
+def utility(answered: np.ndarray, y: np.ndarray, w: np.ndarray, cost: float) -> float:
+    """Σ w over right answers − cost · Σ w over wrong ones (a fallback scores 0)."""
+    answered = np.asarray(answered, dtype=bool)
+    return float((w * answered * y).sum() - cost * (w * answered * (1 - y)).sum())
+
+
+def level_for_precision(p: np.ndarray, y: np.ndarray, min_precision: float, w: np.ndarray | None = None) -> float:
+    """Smallest threshold t with (weighted) precision(P ≥ t) ≥ min_precision (1.0 when none reaches it).
 
     Scans thresholds from high to low and keeps the lowest one whose precision still qualifies,
     so coverage is as large as the precision target allows.
     """
     if len(p) == 0:
         return 1.0
+    w = np.ones(len(p)) if w is None else np.asarray(w, dtype=np.float64)
     order = np.argsort(-p, kind="stable")
-    ps, ys = p[order], y[order]
-    correct = np.cumsum(ys)
-    answered = np.arange(1, len(ps) + 1)
+    ps, ys, ws = p[order], y[order], w[order]
+    correct = np.cumsum(ws * ys)
+    answered = np.cumsum(ws)
     precision = correct / answered
     best = 1.0
     for i in range(len(ps)):
         if i + 1 < len(ps) and ps[i + 1] == ps[i]:
             continue  # a threshold admits every row with the same P
-        if precision[i] >= min_precision:
+        if precision[i] >= min_precision - 1e-9:
             best = float(ps[i])
     return best
