@@ -1,0 +1,235 @@
+"""Answer / clarify / fallback: the decision model against the old score threshold.
+
+    python bench/decision.py                         # the sample: data/faq.csv + data/docs, asked
+                                                     # data/questions.csv + questions_oos.csv + doc_questions.csv
+    python bench/decision.py --public --limit 600    # also chatbot_data_dev.csv (../shared/datasets)
+    python bench/decision.py --plot var/bench/decision.png --out var/bench/decision.md
+
+Each task gets a fresh embedded store, the product's Retriever/Answerer and a decision model built from
+that store exactly as the app builds it (DecisionProvider.build: store-derived rows + the bundled
+out-of-scope questions; the evaluation questions are never seen by it). Reported:
+
+- the build time of the decision model and the p50 time the decision adds to a question (features +
+  prediction + policy, after retrieval);
+- the configured operating point (answer precision, coverage = in-scope questions answered right,
+  clarify share of in-scope, out-of-scope answered) for the model and for answer.threshold;
+- the precision–coverage curve: the best answer precision each score (P of the model, fused score of
+  the threshold rule) reaches at a given coverage, and the P levels / thresholds that get there;
+- a reliability table of P (bins: mean P, share right, count) with its expected calibration error.
+
+Public task (--public): chatbot_data_dev.csv grouped by identical answer (bench/common.chatbot_task):
+one held-out question per group is asked; a seeded fifth of the groups is left out of the store
+entirely (leave-one-answer-group-out), so their questions are out of scope.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import DATASETS, chatbot_task, e5_settings, emit, markdown_table  # noqa: E402
+from chatbot.evaluate import Case, FaqItem, faq_records, hit_label, read_cases, temporary_pipeline  # noqa: E402
+from chatbot.pipeline import Pipeline, open_pipeline  # noqa: E402
+from chatbot.settings import PROJECT_ROOT, Settings  # noqa: E402
+
+DATA = PROJECT_ROOT / "data"
+COVERAGES = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One question: the model's P of its top candidate, the fused score, and what each rule decided."""
+
+    answerable: bool
+    right_top: bool  # in scope and the top candidate is an expected one
+    p: float
+    fused: float
+    outcome: str  # the configured model decision: faq | doc | clarify | fallback
+    decide_ms: float
+
+
+def sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
+    from ingest.sync import ingest_paths
+
+    settings = settings.with_overrides(store={"host": None, "path": str(folder / "chroma"), "collection": "faq",
+                                              "cache_dir": str(folder / "cache")})
+    ingest_paths(settings, "faq", [DATA / "faq.csv"])
+    ingest_paths(settings, "docs", [DATA / "docs"])
+    return open_pipeline(settings)
+
+
+def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: int = 13) -> tuple[Pipeline, list[Case]]:
+    task = chatbot_task(DATASETS, seed=seed, limit=limit)
+    groups = sorted({item.group for item in task.items})
+    left_out = set(random.Random(seed).sample(groups, len(groups) // 5))
+    items: list[FaqItem] = [i for i in task.items if i.group not in left_out]
+    cases = [Case(c.question) if c.expected_label in left_out else c for c in task.cases]
+    return temporary_pipeline(settings, faq_records(items), folder), cases
+
+
+def measure(pipeline: Pipeline, cases: list[Case], k: int = 10) -> tuple[list[Row], float]:
+    answerer = pipeline.answerer
+    assert answerer.decision is not None, "answer.decision_model is off"
+    started = time.perf_counter()
+    model = answerer.decision.build()
+    build_s = time.perf_counter() - started
+    rows: list[Row] = []
+    for case in cases:
+        text = answerer.validate(case.question)
+        ranking = pipeline.retriever.candidates(text, k)
+        if not ranking.hits:
+            rows.append(Row(case.answerable, False, 0.0, 0.0, "fallback", 0.0))
+            continue
+        started = time.perf_counter()
+        answer = answerer.decide_with_model(text, ranking, model, k)
+        decide_ms = (time.perf_counter() - started) * 1000
+        top = ranking.grouped(k)[0]
+        right = case.answerable and hit_label(top.hit) in case.expected
+        if answer.type in ("faq", "doc"):  # an answer is right only when it is the top (it always is)
+            assert answer.hits[0].record_id == top.hit.record_id
+        rows.append(Row(case.answerable, right, float(answer.p or 0.0), top.fused, answer.type, decide_ms))
+    return rows, build_s
+
+
+def rates(rows: list[Row], answered: np.ndarray) -> tuple[float, float, float]:
+    """(answer precision, coverage, out-of-scope answered) when `answered` says which questions got an answer."""
+    right = np.array([r.right_top for r in rows])
+    in_scope = np.array([r.answerable for r in rows])
+    n_answered = answered.sum()
+    precision = (answered & right).sum() / n_answered if n_answered else float("nan")
+    coverage = (answered & right).sum() / max(in_scope.sum(), 1)
+    oos = (answered & ~in_scope).sum() / max((~in_scope).sum(), 1) if (~in_scope).any() else float("nan")
+    return float(precision), float(coverage), float(oos)
+
+
+def curve(rows: list[Row], scores: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """For each target coverage: (coverage reached, precision, OOS answered, level) at the highest level reaching it."""
+    out = []
+    for target in COVERAGES:
+        best = None
+        for level in sorted(set(scores.tolist()), reverse=True):
+            precision, coverage, oos = rates(rows, scores >= level)
+            if coverage >= target:
+                best = (coverage, precision, oos, level)
+                break
+        out.append(best or (float("nan"),) * 4)
+    return out
+
+
+def reliability(rows: list[Row], bins: int = 10) -> tuple[list[list[object]], float]:
+    p = np.array([r.p for r in rows])
+    right = np.array([r.right_top for r in rows], dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    table, ece = [], 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if not inside.any():
+            continue
+        conf, acc = float(p[inside].mean()), float(right[inside].mean())
+        ece += inside.sum() / len(p) * abs(acc - conf)
+        table.append([f"{lo:.1f}–{hi:.1f}", int(inside.sum()), conf, acc])
+    return table, ece
+
+
+def report(name: str, rows: list[Row], build_s: float, threshold: float, level: float) -> tuple[str, list]:
+    p = np.array([r.p for r in rows])
+    fused = np.array([r.fused for r in rows])
+    in_scope = np.array([r.answerable for r in rows])
+    outcome = np.array([r.outcome for r in rows])
+    model_answered = np.isin(outcome, ("faq", "doc"))
+    clarify = (outcome == "clarify") & in_scope
+    lines = [f"## {name}", "",
+             f"{in_scope.sum()} in-scope and {(~in_scope).sum()} out-of-scope questions; top-1 right "
+             f"{np.mean([r.right_top for r in rows if r.answerable]):.3f}. Decision model built in {build_s:.1f} s; "
+             f"the decision adds p50 {np.median([r.decide_ms for r in rows]):.2f} ms per question.", ""]
+    old = rates(rows, fused >= threshold)
+    new = rates(rows, model_answered)
+    lines.append(markdown_table(
+        ["rule", "answer precision", "coverage", "clarify (in-scope)", "OOS answered"],
+        [[f"old threshold {threshold:.3f}", old[0], old[1], 0.0, old[2]],
+         [f"model, configured (answer at P ≥ {level:.2f})", new[0], new[1], clarify.sum() / max(in_scope.sum(), 1), new[2]]]))
+    lines += ["", "Precision–coverage (highest level reaching each coverage; answer / fallback only, no clarify):", ""]
+    table = []
+    for target, m, t in zip(COVERAGES, curve(rows, p), curve(rows, fused)):
+        table.append([target, m[1], m[2], m[3], t[1], t[2], t[3]])
+    lines.append(markdown_table(["coverage ≥", "model precision", "model OOS answered", "P level",
+                                 "threshold precision", "threshold OOS answered", "fused threshold"], table))
+    rel, ece = reliability(rows)
+    lines += ["", f"Reliability of P (right = in scope and top candidate expected); ECE {ece:.3f}:", "",
+              markdown_table(["P bin", "questions", "mean P", "share right"], rel), ""]
+    return "\n".join(lines), rel
+
+
+def plot(path: Path, panels: list[tuple[str, list[Row]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 2, figsize=(10, 4 * len(panels)), squeeze=False)
+    for (name, rows), (left, right) in zip(panels, axes):
+        for label, scores in (("model P", np.array([r.p for r in rows])), ("fused score", np.array([r.fused for r in rows]))):
+            points = [rates(rows, scores >= level)[:2] for level in sorted(set(scores.tolist()), reverse=True)]
+            left.plot([c for _, c in points], [p for p, _ in points], label=label)
+        left.set_xlabel("coverage"), left.set_ylabel("answer precision"), left.set_title(f"{name}: precision–coverage")
+        left.legend()
+        rel, ece = reliability(rows)
+        right.plot([0, 1], [0, 1], color="grey", linestyle="--")
+        right.plot([r[2] for r in rel], [r[3] for r in rel], marker="o")
+        right.set_xlabel("mean P"), right.set_ylabel("share right"), right.set_title(f"{name}: reliability (ECE {ece:.3f})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--public", action="store_true", help="also chatbot_data_dev.csv (leave-one-answer-group-out)")
+    parser.add_argument("--limit", type=int, default=600, help="answer groups of the public set (0 = all)")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG with the curves and reliability diagrams")
+    parser.add_argument("--out", type=Path, default=None, help="also write the report as markdown")
+    args = parser.parse_args(argv)
+    settings = e5_settings(answer={"decision_model": True})
+    answerer_settings = settings.answer
+    level_text = ("answer_p" if answerer_settings.answer_p is not None else
+                  "min_precision" if answerer_settings.min_precision is not None else "cost rule")
+    sections = [f"# Decision model vs score threshold ({level_text}; in_scope_share {answerer_settings.in_scope_share})", ""]
+    panels = []
+    with tempfile.TemporaryDirectory(prefix="faqbot-decision-") as tmp:
+        pipeline = sample_pipeline(settings, Path(tmp) / "sample")
+        stored = pipeline.store.all_records()
+        cases = [c for name in ("questions.csv", "questions_oos.csv", "doc_questions.csv") for c in read_cases(DATA / name, stored)]
+        rows, build_s = measure(pipeline, cases)
+        level = pipeline.answerer.answer_level(pipeline.answerer.decision.current())
+        text, _ = report("Sample: data/faq.csv + data/docs", rows, build_s, settings.answer.threshold, level)
+        sections.append(text)
+        panels.append(("sample", rows))
+        if args.public:
+            if not (DATASETS / "chatbot_data_dev.csv").exists():
+                sections.append(f"(public set skipped: {DATASETS} is absent)")
+            else:
+                public, public_cases = public_pipeline(settings, Path(tmp) / "public", args.limit or None)
+                rows, build_s = measure(public, public_cases)
+                level = public.answerer.answer_level(public.answerer.decision.current())
+                text, _ = report("Public: chatbot_data_dev.csv (answer groups, a fifth left out)", rows, build_s,
+                                 settings.answer.threshold, level)
+                sections.append(text)
+                panels.append(("public", rows))
+    if args.plot:
+        plot(args.plot, panels)
+        sections.append(f"wrote {args.plot}")
+    emit("\n".join(sections), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
