@@ -18,6 +18,7 @@ import gradio as gr  # noqa: E402 - after the analytics switch
 from chatbot.pipeline import Pipeline  # noqa: E402
 from chatbot.web import handlers  # noqa: E402
 from chatbot.web.handlers import Operator, OperatorError  # noqa: E402
+from chatbot.web.operator_ui import build_operator_tabs  # noqa: E402
 from chatbot.web.render import status_markdown  # noqa: E402
 from chatbot.web.reports import COUNT_LABELS, COUNT_NAMES  # noqa: E402
 from chatbot.web.service import ALL_CATEGORIES, Service  # noqa: E402
@@ -167,6 +168,7 @@ def build_ui(target: "Pipeline | Service", upload_folder: Path | None = None, ca
                             stats_md = gr.Markdown(elem_id="stats")
                             sources = gr.Dataframe(headers=["출처", "레코드 수"], interactive=False, label="출처별 레코드")
                             stats_btn = gr.Button("통계 새로고침", size="sm")
+            build_operator_tabs(service, operator_actions, password)  # operator loop tabs (chatbot/web/operator_ui.py)
         timer = gr.Timer(2.0, active=not service.ready)
 
         # The page's own endpoints stay private: /api/* is the documented API.
