@@ -32,6 +32,12 @@ Metrics (pure functions below, over the ranked list of FAQ ids, best first):
     answer F1   answer-vs-fallback decisions: a question is answered when its best score reaches
                 the threshold; an answer is correct only when top-1 is right; precision = correct
                 answers / answers given, recall = correct answers / answerable questions
+    answer P, coverage, clarify, OOS answered
+                at the configured levels (hybrid: the decision model's answer / clarify / fallback):
+                right answers / answers given; in-scope questions answered right; in-scope questions
+                asked back ("혹시 이 질문을 찾으셨나요?"); out-of-scope questions answered
+    ECE of P    expected calibration error of the decision model's P (10 bins; right = in scope and
+                top-1 right); --plot adds its reliability diagram
     p50/p95     wall time of one Answerer.ask in milliseconds
 
 The recommended threshold per mode maximises answer F1 over the observed best scores (it is placed
@@ -99,6 +105,21 @@ def ndcg_at(ranked: Sequence[str], relevant: Collection[str], k: int = 10) -> fl
 
 def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+def reliability_bins(p: Sequence[float], right: Sequence[bool], bins: int = 10) -> list[tuple[float, float, float, int]]:
+    """Equal-width bins of P: (lower edge, mean P, share right, count) for the non-empty ones."""
+    ps, ok = np.asarray(p, dtype=np.float64), np.asarray(right, dtype=np.float64)
+    index = np.minimum((ps * bins).astype(int), bins - 1)
+    return [(b / bins, float(ps[index == b].mean()), float(ok[index == b].mean()), int((index == b).sum()))
+            for b in range(bins) if (index == b).any()]
+
+
+def expected_calibration_error(p: Sequence[float], right: Sequence[bool], bins: int = 10) -> float:
+    """Σ over bins of (share of questions) · |share right − mean P|; nan without any P."""
+    if not len(p):
+        return float("nan")
+    return float(sum(n / len(p) * abs(acc - conf) for _, conf, acc, n in reliability_bins(p, right, bins)))
 
 
 @dataclass(frozen=True)
@@ -344,6 +365,8 @@ def summarise(mode: str, outcomes: Sequence[Outcome], threshold: float, k: int =
     metrics["f1"] = configured.f1
     metrics.update(outcome_rates(outcomes))
     metrics["accuracy"] = mean(o.right for o in outcomes)
+    with_p = [o for o in outcomes if o.p is not None]  # the decision model's P; right = in scope and top-1 right
+    metrics["ece"] = expected_calibration_error([o.p for o in with_p], [o.case.answerable and o.top1_correct for o in with_p])
     latencies = [o.latency_ms for o in outcomes if o.latency_ms > 0]
     metrics["p50_ms"] = percentile(latencies, 50)
     metrics["p95_ms"] = percentile(latencies, 95)
@@ -525,7 +548,7 @@ def _fmt(value: float, digits: int = 3) -> str:
 
 def format_table(reports: Sequence[ModeReport], k: int = 10) -> str:
     header = ["mode", "top-1", f"MRR@{k}", "R@1", "R@3", "R@5", "R@10", f"nDCG@{k}", "fallback P", "fallback R",
-              "answer F1", "answer P", "coverage", "clarify", "OOS answered", "threshold", "recommended (F1)",
+              "answer F1", "answer P", "coverage", "clarify", "OOS answered", "ECE of P", "threshold", "recommended (F1)",
               "p50 ms", "p95 ms"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in reports:
@@ -533,7 +556,7 @@ def format_table(reports: Sequence[ModeReport], k: int = 10) -> str:
         cells = [r.mode, _fmt(m["top1"]), _fmt(m[f"mrr@{k}"]), _fmt(m["r@1"]), _fmt(m["r@3"]), _fmt(m["r@5"]),
                  _fmt(m["r@10"]), _fmt(m[f"ndcg@{k}"]), _fmt(m["fallback_precision"]), _fmt(m["fallback_recall"]),
                  _fmt(m["f1"]), _fmt(m["answer_precision"]), _fmt(m["coverage"]), _fmt(m["clarify_rate"]),
-                 _fmt(m["oos_answered"]), _fmt(r.threshold), f"{_fmt(r.recommended)} ({_fmt(r.recommended_f1)})",
+                 _fmt(m["oos_answered"]), _fmt(m["ece"]), _fmt(r.threshold), f"{_fmt(r.recommended)} ({_fmt(r.recommended_f1)})",
                  _fmt(m["p50_ms"], 1), _fmt(m["p95_ms"], 1)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -566,8 +589,13 @@ def plot_scores(reports: Sequence[ModeReport], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(len(reports), 1, figsize=(8, 2.6 * len(reports) + 0.6), squeeze=False)
-    for ax, report in zip(axes[:, 0], reports):
+    calibrated = any(o.p is not None for r in reports for o in r.outcomes)
+    fig, axes = plt.subplots(len(reports), 2 if calibrated else 1, figsize=(13 if calibrated else 8, 2.6 * len(reports) + 0.6),
+                             squeeze=False)
+    for row, report in enumerate(reports):
+        ax = axes[row, 0]
+        if calibrated:
+            plot_reliability(axes[row, 1], report)
         groups = {
             "correct top-1": [o.top_score for o in report.outcomes if o.case.answerable and o.top1_correct],
             "wrong top-1": [o.top_score for o in report.outcomes if o.case.answerable and not o.top1_correct],
@@ -592,6 +620,22 @@ def plot_scores(reports: Sequence[ModeReport], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_reliability(ax: Any, report: ModeReport) -> None:
+    """Reliability diagram of the decision model's P (right = in scope and top-1 right), with its ECE."""
+    with_p = [o for o in report.outcomes if o.p is not None]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+    if not with_p:
+        ax.set_title(f"{report.mode}: no decision model P (threshold decision)", fontsize=10)
+        return
+    bins = reliability_bins([o.p for o in with_p], [o.case.answerable and o.top1_correct for o in with_p])
+    ax.plot([b[1] for b in bins], [b[2] for b in bins], marker="o", color="tab:purple")
+    for _, conf, acc, n in bins:
+        ax.annotate(str(n), (conf, acc), fontsize=7, textcoords="offset points", xytext=(3, -9))
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+    ax.set_xlabel("mean P of the bin"), ax.set_ylabel("share right")
+    ax.set_title(f"{report.mode}: reliability of P (ECE {report.metrics.get('ece', float('nan')):.3f})", fontsize=10)
+
+
 # === command line ====================================================================================
 def parse_modes(text: str) -> list[str]:
     modes = [m.strip() for m in text.split(",") if m.strip()]
@@ -614,7 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapted-model", default=None, help="encoder folder for the `adapted` mode (hybrid with that encoder)")
     parser.add_argument("--k", type=int, default=10, help="ranked hits per question (MRR/nDCG cut-off)")
     parser.add_argument("--failures", type=Path, default=None, help="write wrong decisions to this CSV")
-    parser.add_argument("--plot", type=Path, default=None, help="write score distributions and thresholds to this PNG")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="write score distributions and thresholds (and the reliability diagram of P) to this PNG")
     parser.add_argument("--category-col", default=None, help="column with a category to filter each question by")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -658,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {rows} failures to {args.failures}")
     if args.plot:
         plot_scores(reports, args.plot)
-        print(f"wrote the score distributions to {args.plot}")
+        print(f"wrote the score distributions (and reliability of P) to {args.plot}")
     return 0
 
 

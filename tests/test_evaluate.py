@@ -186,3 +186,16 @@ def test_temporary_pipeline_answers_through_the_product_objects(make_settings, t
     assert pipeline.store.count() == 2
     assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="lexical")[0].group_id == "refund"
     assert Path(pipeline.settings.store.path).is_relative_to(tmp_path / "eval")
+
+
+def test_reliability_bins_and_expected_calibration_error():
+    from chatbot.evaluate import expected_calibration_error, reliability_bins
+
+    p = [0.05, 0.15, 0.95, 0.9, 1.0]
+    right = [False, True, True, True, False]
+    bins = reliability_bins(p, right)
+    assert [(round(lo, 1), n) for lo, _, _, n in bins] == [(0.0, 1), (0.1, 1), (0.9, 3)]  # P = 1.0 falls in the last bin
+    assert bins[2][2] == pytest.approx(2 / 3)
+    expected = 0.2 * 0.05 + 0.2 * 0.85 + 0.6 * abs(2 / 3 - (0.95 + 0.9 + 1.0) / 3)
+    assert expected_calibration_error(p, right) == pytest.approx(expected)
+    assert math.isnan(expected_calibration_error([], []))
