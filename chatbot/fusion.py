@@ -6,11 +6,12 @@ still reach the top k and are therefore worth fetching a vector for; it is exact
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
+from chatbot.operator.sourcename import OPERATOR_SOURCE
 from chatbot.records import Hit
 
 
@@ -55,10 +56,26 @@ def kth_score(hits: Sequence[Hit], k: int) -> float:
 
 
 def group_hits(hits: Sequence[Hit], k: int) -> list[Hit]:
-    """Best-scoring variant per FAQ (source + id; documents: per chunk), sorted, cut to k."""
+    """Best-scoring variant per FAQ (source + id; documents: per chunk), sorted, cut to k.
+
+    An FAQ of the operator source (OPERATOR_SOURCE) shadows the FAQ with the same id in other sources:
+    the operator's copy takes the group's best score, the file's copy is dropped."""
     best: dict[str, Hit] = {}
     for hit in hits:
         current = best.get(hit.group_key)
         if current is None or hit.score > current.score:
             best[hit.group_key] = hit
-    return sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+    return sorted(_shadowed(best.values()), key=lambda h: h.score, reverse=True)[:k]
+
+
+def _shadowed(groups: Iterable[Hit]) -> list[Hit]:
+    groups = list(groups)
+    operator = {h.group_id: h for h in groups if h.kind == "faq" and h.metadata.get("source") == OPERATOR_SOURCE}
+    if not operator:
+        return groups
+    top: dict[str, float] = {}
+    for hit in groups:
+        if hit.kind == "faq" and hit.group_id in operator:
+            top[hit.group_id] = max(top.get(hit.group_id, hit.score), hit.score)
+    kept = [h for h in groups if not (h.kind == "faq" and h.group_id in operator)]
+    return kept + [replace(h, score=top[faq_id]) for faq_id, h in operator.items()]
