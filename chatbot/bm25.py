@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chatbot.columns import ragged_take
-
 
 @dataclass(frozen=True)
 class TokenTable:
@@ -101,3 +99,22 @@ class ScoreMatrix:
             start, end = self.indptr[t], self.indptr[t + 1]
             out[self.indices[start:end]] += self.data[start:end]  # one record appears once per token
         return out
+
+
+def ragged_take(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a ragged array (row r = values[offsets[r]:offsets[r + 1]]), in the given order.
+
+    A cache update keeps long runs of consecutive rows (only deleted records are skipped), so runs
+    are copied as slices; many short runs fall back to a vectorised element gather.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = np.diff(offsets)[rows]
+    out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    if len(breaks) < 10_000:
+        bounds = zip(np.concatenate([[0], breaks]).tolist(), np.concatenate([breaks, [len(rows)]]).tolist())
+        pieces = [values[offsets[rows[a]]: offsets[rows[b - 1] + 1]] for a, b in bounds if b > a]
+        return (np.concatenate(pieces) if pieces else values[:0].copy()), out_offsets
+    starts = np.repeat(offsets[:-1][rows] - out_offsets[:-1], lengths)
+    return values[starts + np.arange(out_offsets[-1], dtype=np.int64)], out_offsets

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 _FORMAT = 2
 _FETCH_BATCH = 2000  # ids per Chroma get when reading new records
 _MASKS_KEPT = 64  # category filters remembered per index
+_SAVE_AFTER = 1000  # big caches: records tokenised since the disk cache was written before it is rewritten
+_SAVE_ALWAYS_BELOW = 100_000  # smaller caches are rewritten after every change (well under a second)
 
 
 def tokeniser_key(typos: bool) -> str:
@@ -64,6 +66,7 @@ class LexicalIndex:
     typos: bool = False
     token_key: str = ""
     build_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    unsaved: int = 0  # records tokenised since the disk cache was last written (they would be redone after a restart)
 
     def __post_init__(self) -> None:
         self.token_key = self.token_key or tokeniser_key(self.typos)
@@ -98,7 +101,7 @@ class LexicalIndex:
         columns = self.columns.take(keep).extended(new.ids, new.texts, new.metadatas)
         tokens = self.tokens.take(keep).extended(_tokenise(list(new.texts), self.typos))
         index = LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
-        index.__dict__["_id_order"] = self.position.after_update(keep, id_array(new.ids))
+        index.unsaved = self.unsaved + len(new.ids)
         return index
 
     def __len__(self) -> int:
@@ -119,11 +122,7 @@ class LexicalIndex:
 
     @cached_property
     def position(self) -> Positions:
-        return Positions(self.columns.ids, self._id_order)
-
-    @cached_property
-    def _id_order(self) -> np.ndarray:
-        return np.argsort(self.columns.ids, kind="stable")
+        return Positions(self.columns.ids)
 
     # --- persistence: an explicit save/load pair ---------------------------------------------
     def save(self, folder: Path) -> None:
@@ -137,7 +136,7 @@ class LexicalIndex:
                     "token_key": self.token_key, "build_id": self.build_id, "k1": self.matrix.k1}
             vocab = TextColumn.of(self.tokens.vocab)
             np.savez(tmp / "records.npz", meta=_json_array(meta), token_ptr=self.tokens.ptr, token_ids=self.tokens.ids,
-                     vocab_blob=vocab.blob, vocab_offsets=vocab.offsets, id_order=self._id_order, **self.columns.arrays())
+                     **vocab.arrays("vocab"), **self.columns.arrays())
             (tmp / "bm25").mkdir()
             np.savez(tmp / "bm25" / "matrix.npz", build_id=_json_array(self.build_id), data=self.matrix.data,
                      indices=self.matrix.indices, indptr=self.matrix.indptr, num_docs=np.int64(self.matrix.num_docs))
@@ -169,10 +168,9 @@ class LexicalIndex:
         except Exception as exc:  # noqa: BLE001 - any unreadable cache is rebuilt, never a failed question
             log.warning("Ignoring the unreadable BM25 cache in %s: %s: %s", folder, type(exc).__name__, exc)
             return None
-        tokens = TokenTable(list(TextColumn(data["vocab_blob"], data["vocab_offsets"])), data["token_ptr"], data["token_ids"])
+        tokens = TokenTable(list(TextColumn.from_arrays(data, "vocab")), data["token_ptr"], data["token_ids"])
         index = cls(RecordColumns.from_arrays(data), tokens, matrix, meta["fingerprint"], bool(meta["typos"]),
                     meta["token_key"], meta["build_id"])
-        index.__dict__["_id_order"] = data["id_order"]
         problem = index.inconsistency()
         if problem:
             log.warning("Ignoring the BM25 cache in %s: %s", folder, problem)
@@ -196,8 +194,6 @@ class LexicalIndex:
             return "BM25 score matrix does not match its vocabulary"
         if len(m.indices) and int(m.indices.max()) >= n:
             return "BM25 score matrix points past the records"
-        if len(self._id_order) != n:
-            return "id order does not match the records"
         return None
 
     # --- search -------------------------------------------------------------------------------
@@ -264,13 +260,19 @@ def _from_json_array(array: np.ndarray) -> Any:
 
 
 def top_positions(scores: np.ndarray, k: int) -> list[int]:
-    """Positions of the k best positive scores, best first; argpartition keeps 1M records cheap."""
-    if k < len(scores):
-        candidates = np.argpartition(-scores, k)[:k]
-    else:
-        candidates = np.arange(len(scores))
-    order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    return [int(i) for i in order if scores[i] > 0]
+    """Positions of the k best positive scores, best first.
+
+    At 1M records a full argpartition costs ~10 ms; the k-th best of a strided sample is a floor that
+    at least k scores reach, so one vectorised compare leaves a few thousand candidates (exact).
+    """
+    candidates = np.flatnonzero(scores > 0) if len(scores) <= 64 * k else None
+    if candidates is None:
+        sample = scores[:: len(scores) // (32 * k)]
+        floor = float(np.partition(sample, len(sample) - k)[len(sample) - k])
+        candidates = np.flatnonzero(scores >= floor) if floor > 0 else np.flatnonzero(scores > 0)
+    if len(candidates) > k:
+        candidates = candidates[np.argpartition(-scores[candidates], k)[:k]]
+    return [int(i) for i in candidates[np.argsort(-scores[candidates], kind="stable")]]
 
 
 def cache_folder(settings: StoreSettings) -> Path:
@@ -320,8 +322,12 @@ def load_or_build(
     else:
         index = base.updated(store.ids(), lambda ids: fetch_records(store, ids), settings, fingerprint)
     log.info("BM25 index of %d records ready in %.2fs", len(index), time.perf_counter() - started)
-    try:
-        index.save(folder)
-    except OSError as exc:  # a read-only cache folder (or a replica saving at the same moment) must not stop answering
-        log.warning("Could not save the BM25 cache to %s: %s", folder, exc)
+    # A few new records are not worth rewriting a 1M-record cache (~2 s) inside a question: a process
+    # starting from the older cache tokenises just those again.
+    if base is None or len(index) <= _SAVE_ALWAYS_BELOW or index.unsaved >= _SAVE_AFTER:
+        try:
+            index.save(folder)
+            index.unsaved = 0
+        except OSError as exc:  # a read-only cache folder (or a replica saving at the same moment) must not stop answering
+            log.warning("Could not save the BM25 cache to %s: %s", folder, exc)
     return index
