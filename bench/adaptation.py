@@ -10,7 +10,7 @@ Protocol (fixed, so runs compare):
   components (stable hash) are the test split, never trained on. One question per multi-question
   answer group is asked; every other test question is an FAQ variant (singleton groups are
   distractors). Dense numbers rank by cosine; hybrid goes through the product's Retriever
-  (Chroma + kiwi-BM25, via chatbot.evaluate.temporary_pipeline).
+  (Chroma + kiwi-BM25, via chatbot.evaluation.temporary_pipeline).
 - question_pair_train.csv: rows with both texts in test components; each duplicate pair's
   question1 is asked against all those rows' question2s: top-1 / MRR@10.
 - korsts_dev.tsv: Spearman of cosine against the gold score (korsts_train.tsv may be trained on).
@@ -160,7 +160,7 @@ def measure(model_dir: Path, folder: Path, settings: Settings, hybrid: bool = Tr
 
 def product_metrics(model_dir: Path, texts: list[str], groups: list[str], settings: Settings) -> dict[str, float]:
     """The same grouped task through the product: a temporary Chroma store, Retriever.search per mode."""
-    from chatbot.evaluate import FaqItem, faq_records, temporary_pipeline
+    from chatbot.evaluation import FaqItem, faq_records, temporary_pipeline
     from chatbot.training.metrics import rank_metrics
     from chatbot.training.pairs import pick_queries
 

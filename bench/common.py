@@ -1,7 +1,7 @@
 """Shared helpers for the benchmarks: the real e5 settings, public data splits, an encoding cache, tables.
 
 Benchmarks go through the product's objects (Encoder, Store, Retriever, Answerer via
-chatbot.evaluate.temporary_pipeline); the only thing added here is a cache so that a text is encoded
+chatbot.evaluation.temporary_pipeline); the only thing added here is a cache so that a text is encoded
 once per (prefix, input policy) within a run, which keeps sweeps over retrieval settings cheap.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from chatbot.encoder import DEFAULT_MODEL_ID, Encoder, load_encoder  # noqa: E402
-from chatbot.evaluate import Case, FaqItem  # noqa: E402
+from chatbot.evaluation import Case, FaqItem  # noqa: E402
 from chatbot.records import content_hash  # noqa: E402
 from chatbot.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
 
@@ -144,7 +144,7 @@ def question_pair_task(folder: Path = DATASETS, limit: int | None = None, seed: 
 def sample_task(settings: Settings, faq: Path = PROJECT_ROOT / "data" / "faq.csv",
                 questions: Path = PROJECT_ROOT / "data" / "questions.csv") -> FaqTask:
     """data/faq.csv read by the real FAQ reader, asked data/questions.csv (empty expected_id = out of scope)."""
-    from chatbot.evaluate import read_cases
+    from chatbot.evaluation import read_cases
     from ingest.sync import read_records
 
     records, _ = read_records("faq", faq, settings)

@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATASETS, chatbot_task, e5_settings, emit, markdown_table  # noqa: E402
-from chatbot.evaluate import Case, FaqItem, faq_records, hit_label, read_cases, temporary_pipeline  # noqa: E402
+from chatbot.evaluation import Case, FaqItem, faq_records, hit_label, read_cases, temporary_pipeline  # noqa: E402
 from chatbot.pipeline import Pipeline, open_pipeline  # noqa: E402
 from chatbot.settings import PROJECT_ROOT, Settings  # noqa: E402
 

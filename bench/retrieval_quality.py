@@ -12,7 +12,7 @@ Tasks (queries are never stored; FAQ ids are the groups):
 - data/faq.csv (read by the product's FAQ reader) asked data/questions.csv (25 out of scope): also
   reports answer F1 at the threshold recommended for that configuration.
 
-Every configuration goes through the product's Retriever/Answerer (chatbot.evaluate.run_mode) over a
+Every configuration goes through the product's Retriever/Answerer (chatbot.evaluation.run_mode) over a
 temporary embedded Chroma store. Vectors are cached per exact encoder input (prefix + text), so each
 text is encoded once per prefix/input policy and the sweeps cost only retrieval time.
 
@@ -44,7 +44,7 @@ from bench.common import (  # noqa: E402
     question_pair_task, sample_task,
 )
 from chatbot.answer import Answerer  # noqa: E402
-from chatbot.evaluate import ModeReport, ModeRunner, faq_records, run_mode, summarise, temporary_pipeline  # noqa: E402
+from chatbot.evaluation import ModeReport, ModeRunner, faq_records, run_mode, summarise, temporary_pipeline  # noqa: E402
 from chatbot.pipeline import Pipeline  # noqa: E402
 from chatbot.retrieval import Retriever  # noqa: E402
 from chatbot.settings import Settings  # noqa: E402

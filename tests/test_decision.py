@@ -14,7 +14,7 @@ from chatbot.decision.candidates import Candidate
 from chatbot.decision.features import NAMES, candidate_features
 from chatbot.decision.model import level_for_precision
 from chatbot.decision.negatives import bundled_out_of_scope
-from chatbot.evaluate import FaqItem, faq_records, temporary_pipeline
+from chatbot.evaluation import FaqItem, faq_records, temporary_pipeline
 from chatbot.records import Answer, Hit
 from chatbot.text import normalise
 from tests.conftest import DATA

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.evaluate import (
-    Case, FaqItem, counts_at_threshold, decision_counts, faq_records, first_relevant_rank, hit_at, main, ndcg_at,
+from chatbot.evaluate import main
+from chatbot.evaluation import (
+    Case, FaqItem, counts_at_threshold, decision_counts, faq_records, first_relevant_rank, hit_at, ndcg_at,
     hit_label, read_cases, reciprocal_rank, recommend_threshold, summarise, temporary_pipeline, Outcome,
 )
 from chatbot.pipeline import open_pipeline
@@ -189,7 +190,7 @@ def test_temporary_pipeline_answers_through_the_product_objects(make_settings, t
 
 
 def test_reliability_bins_and_expected_calibration_error():
-    from chatbot.evaluate import expected_calibration_error, reliability_bins
+    from chatbot.evaluation import expected_calibration_error, reliability_bins
 
     p = [0.05, 0.15, 0.95, 0.9, 1.0]
     right = [False, True, True, True, False]

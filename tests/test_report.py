@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timedelta, timezone
 
-from chatbot.evaluate import read_cases
+from chatbot.evaluation import read_cases
 from chatbot.operator.labels import label_questions
 from chatbot.questionlog import FeedbackEntry, QuestionEntry, open_log
 from chatbot.report import main

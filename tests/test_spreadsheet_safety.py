@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from chatbot.evaluate import Case, ModeReport, Outcome, write_failures
+from chatbot.evaluation import Case, ModeReport, Outcome, write_failures
 from chatbot.spreadsheet_safety import safe_cell, safe_csv_writer
 
 

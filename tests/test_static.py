@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from chatbot.evaluate import FaqItem, faq_records
+from chatbot.evaluation import FaqItem, faq_records
 from chatbot.pipeline import open_pipeline
 from chatbot.static import DistilledEmbedder, StaticRetriever, Word2VecEmbedder, distilled_cache_dir
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
+from chatbot.evaluation.metrics import hit_at, reciprocal_rank
 from chatbot.fusion import group_hits
 from chatbot.records import Hit
 from chatbot.training.pairs import pick_queries
@@ -32,15 +33,10 @@ def encode_fn(model, prepare: Callable[[str], str], batch_size: int = 64) -> Enc
 
 
 def rank_metrics(ranked_groups: Sequence[Sequence[str]], gold: Sequence[str], k: int = 10) -> dict[str, float]:
-    """top-1 and MRR@k from per-query ranked group lists."""
-    top1 = mrr = 0.0
-    for ranked, want in zip(ranked_groups, gold):
-        ranked = list(ranked[:k])
-        if ranked and ranked[0] == want:
-            top1 += 1
-        if want in ranked:
-            mrr += 1.0 / (ranked.index(want) + 1)
+    """top-1 and MRR@k from per-query ranked group lists (the evaluation's own metric functions)."""
     n = max(len(gold), 1)
+    top1 = sum(hit_at(ranked, {want}, 1) for ranked, want in zip(ranked_groups, gold))
+    mrr = sum(reciprocal_rank(ranked, {want}, k) for ranked, want in zip(ranked_groups, gold))
     return {"top1": top1 / n, f"mrr@{k}": mrr / n, "queries": float(len(gold))}
 
 
