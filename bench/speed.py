@@ -3,6 +3,7 @@
     python bench/speed.py                         # --n 1000 --sizes 10000,100000
     python bench/speed.py --quick                 # --n 200 --sizes 2000,10000, 50 questions
     python bench/speed.py --profile               # also cProfile the hybrid questions at the largest size
+    python bench/speed.py --sizes 10000,100000,1000000 --chroma-cap 100000   # 1M: the BM25 cache side only
 
 (1) Throughput: N generated short Korean questions encoded in batches by `encoder.encode_questions`
     (sentences/s) vs the same N questions as a CSV through the real ingestion (`ingest_paths`) into a
@@ -15,6 +16,13 @@
     Also reported per size: the time of each retrieval step (encode, Chroma query, BM25, fusion)
     and of the lexical cache's refresh check (store fingerprint + cache load), which runs every
     `refresh_s` seconds inside a question.
+(3) Scale, per size: RSS of this process (the encoder loaded), ingest time, BM25 cache build / load
+    time, one new FAQ answerable (upsert + the incremental cache update), and the BM25 cache alone
+    (bench/lexical_scale.py: build, save, load, memory, one-record update, query with and without a
+    category filter). Sizes above --chroma-cap (Chroma ingests ~1k records/s on two cores, so 1M
+    would take ~20 minutes) get only the cache part. Ratios are also given against the torch
+    encoder's single-question time when the configured backend is another (goals: 100k ≤ 0.8 ×,
+    1M ≤ 1.0 ×).
 The two cores of a development machine are often shared: timings taken under load are noisy; the
 script reports the machine's load average next to them.
 """
@@ -41,9 +49,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import e5_settings, emit, markdown_table  # noqa: E402
+from bench.lexical_scale import measure as measure_lexical, rss_mb, timed  # noqa: E402
 from chatbot.encoder import Encoder, load_encoder  # noqa: E402
-from chatbot.evaluate import FaqItem, faq_records, percentile, temporary_pipeline  # noqa: E402
-from chatbot.lexical import load_or_build, top_positions  # noqa: E402
+from chatbot.evaluation import FaqItem, faq_records, percentile, temporary_pipeline  # noqa: E402
+from chatbot.lexical import LexicalIndex, cache_folder, load_or_build, top_positions  # noqa: E402
+from chatbot.records import Record  # noqa: E402
 from chatbot.pipeline import Pipeline  # noqa: E402
 from chatbot.settings import Settings  # noqa: E402
 from chatbot.text import correct_spacing  # noqa: E402
@@ -185,23 +195,48 @@ def refresh_cost(pipeline: Pipeline) -> dict[str, float]:
     started = time.perf_counter()
     pipeline.store.fingerprint()
     out["store.fingerprint()"] = (time.perf_counter() - started) * 1000
+    current = pipeline.retriever.lexical
     started = time.perf_counter()
-    load_or_build(pipeline.store, pipeline.settings.lexical, pipeline.settings.text.typo_tolerant)
-    out["load_or_build (cache hit)"] = (time.perf_counter() - started) * 1000
+    load_or_build(pipeline.store, pipeline.settings.lexical, pipeline.settings.text.typo_tolerant, current=current)
+    out["load_or_build (store unchanged)"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    pipeline.store.ids()
+    out["store.ids() (listed by an update)"] = (time.perf_counter() - started) * 1000
     return out
 
 
-def latency(pipeline: Pipeline, questions: list[str]) -> tuple[list[float], list[float]]:
-    """Interleaved: ask (hybrid) then the encoder alone, for each question."""
-    ask_ms, encode_ms = [], []
+def latency(pipeline: Pipeline, questions: list[str], torch_encoder: Encoder | None = None
+            ) -> tuple[list[float], list[float], list[float]]:
+    """Interleaved: ask (hybrid), the encoder alone and (when another backend is configured) the torch
+    encoder alone, for each question, so all see the same machine load."""
+    ask_ms, encode_ms, torch_ms = [], [], []
     for q in questions:
         started = time.perf_counter()
         pipeline.answerer.ask(q, mode="hybrid")
         ask_ms.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        pipeline.encoder.encode_questions([q])
-        encode_ms.append((time.perf_counter() - started) * 1000)
-    return ask_ms, encode_ms
+        for encoder, sink in ((pipeline.encoder, encode_ms), (torch_encoder, torch_ms)):
+            if encoder is not None:
+                started = time.perf_counter()
+                encoder.encode_questions([q])
+                sink.append((time.perf_counter() - started) * 1000)
+    return ask_ms, encode_ms, torch_ms or encode_ms
+
+
+def add_one_faq(pipeline: Pipeline) -> float:
+    """Seconds from upserting one new FAQ to the lexical cache answering it (the incremental update)."""
+    text = "적립 포인트는 언제 소멸되나요?"
+    record = Record("faq-speed-new", text, "faq", "speed.csv", {"faq_id": "speed-new", "category": "포인트"})
+    started = time.perf_counter()
+    pipeline.store.upsert([record], pipeline.encoder.encode_questions([text]))
+    index = load_or_build(pipeline.store, pipeline.settings.lexical, pipeline.settings.text.typo_tolerant,
+                          current=pipeline.retriever.lexical)
+    seconds = time.perf_counter() - started
+    assert index.search(text, 1)[0].record_id == record.id, "the new FAQ was not found"
+    return seconds
+
+
+def goal(size: int) -> str:
+    return "≤ 0.80" if size <= 100_000 else "≤ 1.00"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="encoder folder (default: the configured one; e5 → offline export)")
     parser.add_argument("--profile", action="store_true", help="cProfile the asks at the largest size (top 25 by cumulative time)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables (markdown) here")
+    parser.add_argument("--chroma-cap", type=int, default=100_000,
+                        help="larger sizes are measured for the BM25 cache only (Chroma ingest ~1k records/s here)")
+    parser.add_argument("--distinct-texts", type=int, default=50_000,
+                        help="BM25-only sizes: distinct synthetic texts (each tokenised by kiwi once), repeated")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.sizes, args.questions, args.real_cap = 200, "2000,10000", 50, 2000
@@ -223,8 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {"encoder": {"model": args.model}} if args.model else {}
     settings = e5_settings(**overrides)
     encoder = load_encoder(settings.encoder)
-    sections = [f"Encoder {encoder.model_id} on {encoder.model.device}, torch threads "
-                f"{__import__('torch').get_num_threads()}, load average at start {load_average()}"]
+    torch_encoder = None
+    if encoder.backend != "torch":
+        torch_encoder = load_encoder(settings.encoder.model_copy(update={"backend": "torch", "micro_batch_max": 1}))
+    encoder.encode_questions(["워밍업 질문입니다"])
+    sections = [f"Encoder {encoder.model_id}, backend {encoder.backend} (torch baseline: "
+                f"{'also timed' if torch_encoder else 'the same'}), torch threads "
+                f"{__import__('torch').get_num_threads()}, RSS of this process with the encoder(s) loaded "
+                f"{rss_mb():.0f} MB, load average at start {load_average()}"]
     workdir = Path(tempfile.mkdtemp(prefix="faqbot-speed-"))
     try:
         rows = throughput(settings, encoder, args.n, workdir)
@@ -235,18 +280,22 @@ def main(argv: list[str] | None = None) -> int:
         questions = [q.replace("어떻게 하나요?", "어떻게 해요") for q in questions]
         encoder.encode_questions(questions)  # warm-up: torch kernels for these lengths
         vectors_cache: dict[str, np.ndarray] = {}
-        latency_rows, step_rows, refresh_rows = [], [], []
-        for size in sizes:
+        latency_rows, step_rows, refresh_rows, scale_rows = [], [], [], []
+        for size in (s for s in sizes if s <= args.chroma_cap):
+            started = time.perf_counter()
             pipeline, real = build_store(settings, encoder, size, args.real_cap, vectors_cache, workdir)
+            ingest_s = time.perf_counter() - started
             started = time.perf_counter()
             pipeline.retriever.lexical  # builds (and caches) the BM25 index
-            log(f"BM25 index of {size} records in {time.perf_counter() - started:.0f}s")
+            build_s = time.perf_counter() - started
+            log(f"BM25 index of {size} records in {build_s:.0f}s")
+            _, load_s = timed(lambda: LexicalIndex.load(cache_folder(pipeline.store.settings)))
             for q in questions[:10]:
                 pipeline.answerer.ask(q, mode="hybrid")
             if args.profile and size == sizes[-1]:
                 profiler = cProfile.Profile()
                 profiler.enable()
-            ask_ms, encode_ms = latency(pipeline, questions)
+            ask_ms, encode_ms, torch_ms = latency(pipeline, questions, torch_encoder)
             if args.profile and size == sizes[-1]:
                 profiler.disable()
                 buffer = io.StringIO()
@@ -254,8 +303,12 @@ def main(argv: list[str] | None = None) -> int:
                 sections.append(f"### cProfile of {len(questions)} hybrid asks at {size}\n```\n{buffer.getvalue()[:6000]}\n```")
             p50_ask, p95_ask = percentile(ask_ms, 50), percentile(ask_ms, 95)
             p50_enc, p95_enc = percentile(encode_ms, 50), percentile(encode_ms, 95)
+            p50_torch = percentile(torch_ms, 50)
             latency_rows.append([f"{size:,}", f"{real:,} encoded + {size - real:,} random", f"{p50_ask:.1f}", f"{p95_ask:.1f}",
-                                 f"{p50_enc:.1f}", f"{p95_enc:.1f}", f"{p50_ask / p50_enc:.2f} (goal ≤ 1.30)", load_average()])
+                                 f"{p50_enc:.1f}", f"{p95_enc:.1f}", f"{p50_ask / p50_enc:.2f} (goal ≤ 1.30)",
+                                 f"{p50_torch:.1f}", f"{p50_ask / p50_torch:.2f} (goal {goal(size)})", load_average()])
+            scale_rows.append([f"{size:,}", f"{ingest_s:.0f}", f"{build_s:.1f}", f"{load_s:.2f}",
+                               f"{add_one_faq(pipeline):.2f} (goal ≤ 5)", f"{rss_mb():.0f}"])
             steps = step_times(pipeline, questions[: min(50, len(questions))])
             step_rows.append([f"{size:,}", *[f"{v:.1f}" for v in steps.values()]])
             step_header = ["records", *steps.keys()]
@@ -265,7 +318,19 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.store.close()  # frees this size's embedded Chroma before the next
             del pipeline
         sections.append("### Question latency (hybrid `answerer.ask`) vs the encoder alone, ms\n" + markdown_table(
-            ["records", "store", "ask p50", "ask p95", "encoder p50", "encoder p95", "p50 ratio", "load avg"], latency_rows))
+            ["records", "store", "ask p50", "ask p95", "encoder p50", "encoder p95", "p50 ratio", "torch encoder p50",
+             "ask / torch p50", "load avg"], latency_rows))
+        sections.append("### Store sizes in Chroma: ingest, BM25 cache, one new FAQ, memory\n" + markdown_table(
+            ["records", "ingest s (random vectors beyond the cap)", "BM25 build s", "BM25 cache load s",
+             "one new FAQ answerable s", "process RSS MB"], scale_rows))
+        lexical_rows = []
+        texts = generate_questions(args.distinct_texts, seed=2)
+        for size in sizes:
+            row = measure_lexical(size, texts, questions, settings.lexical)
+            log(f"BM25 cache alone at {size}: {row}")
+            lexical_rows.append([f"{v:,}" if isinstance(v, int) else f"{v:.2f}" for v in row.values()])
+            lexical_header = list(row)
+        sections.append("### BM25 cache alone (synthetic records, no Chroma)\n" + markdown_table(lexical_header, lexical_rows))
         sections.append("### Where a hybrid question's time goes (p50 ms per step)\n" + markdown_table(step_header, step_rows))
         sections.append("### Lexical cache refresh check (runs inside a question every refresh_s = 30 s)\n"
                         + markdown_table(refresh_header, refresh_rows))
