@@ -4,6 +4,7 @@
                                                      # data/questions.csv + questions_oos.csv + doc_questions.csv
     python bench/decision.py --public --limit 600    # also chatbot_data_dev.csv (../shared/datasets)
     python bench/decision.py --plot var/bench/decision.png --out var/bench/decision.md
+    python bench/decision.py --verifier both         # with and without the cross-encoder verifier feature
 
 Each task gets a fresh embedded store, the product's Retriever/Answerer and a decision model built from
 that store exactly as the app builds it (DecisionProvider.build: store-derived rows + the bundled
@@ -197,12 +198,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=600, help="answer groups of the public set (0 = all)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG with the curves and reliability diagrams")
     parser.add_argument("--out", type=Path, default=None, help="also write the report as markdown")
+    parser.add_argument("--verifier", choices=("config", "off", "on", "both"), default="config",
+                        help="answer.verifier: as configured, off, on, or both one after the other")
     args = parser.parse_args(argv)
-    settings = e5_settings(answer={"decision_model": True})
+    if args.verifier == "both":
+        texts = []
+        for choice in ("off", "on"):
+            texts.append(run(args, choice))
+        emit("\n\n".join(texts), args.out)
+        return 0
+    emit(run(args, args.verifier), args.out)
+    return 0
+
+
+def run(args: argparse.Namespace, verifier: str) -> str:
+    answer = {"decision_model": True} if verifier == "config" else {"decision_model": True, "verifier": verifier == "on"}
+    settings = e5_settings(answer=answer)
     answerer_settings = settings.answer
     level_text = ("answer_p" if answerer_settings.answer_p is not None else
                   "min_precision" if answerer_settings.min_precision is not None else "cost rule")
-    sections = [f"# Decision model vs score threshold ({level_text}; in_scope_share {answerer_settings.in_scope_share})", ""]
+    sections = [f"# Decision model vs score threshold ({level_text}; in_scope_share {answerer_settings.in_scope_share}; "
+                f"verifier {'on' if answerer_settings.verifier else 'off'})", ""]
     panels = []
     with tempfile.TemporaryDirectory(prefix="faqbot-decision-") as tmp:
         pipeline = sample_pipeline(settings, Path(tmp) / "sample")
@@ -212,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         level = pipeline.answerer.answer_level(pipeline.answerer.decision.current())
         text, _ = report("Sample: data/faq.csv + data/docs", rows, build_s, settings.answer.threshold, level)
         sections.append(text)
+        info = pipeline.answerer.decision.current().info
+        if "verifier_s" in info:
+            sections.append(f"Verifier: {info['verifier_pairs']} pairs; {info['verifier_s']} s of the build "
+                            f"(pairs {info['verifier_pairs_s']} s, fold models {info['verifier_folds_s']} s).\n")
         panels.append(("sample", rows))
         if args.public:
             if not (DATASETS / "chatbot_data_dev.csv").exists():
@@ -227,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(args.plot, panels)
         sections.append(f"wrote {args.plot}")
-    emit("\n".join(sections), args.out)
-    return 0
+    return "\n".join(sections)
 
 
 if __name__ == "__main__":

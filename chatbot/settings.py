@@ -95,6 +95,7 @@ class AnswerSettings(BaseModel):
     clarify_candidates: int = Field(3, ge=1, le=10)
     clarify: str = "혹시 이 질문을 찾으셨나요?"
     decision_max_variants: int = Field(1500, ge=10)  # training questions sampled from big stores
+    verifier: bool = False  # also a cross-encoder fine-tuned from the store (chatbot/decision/verifier.py) as a feature
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"
     max_question_chars: int = 2000

@@ -131,6 +131,9 @@ class FixedModel:
     def predict(self, rows):
         return np.array(self.ps[: len(rows)])
 
+    def candidate_rows(self, question, ranking, ranked, n, doc_freq, n_records):
+        return np.zeros((min(n, len(ranked)), len(NAMES)))
+
     def level_for_precision(self, min_precision):
         return 0.9
 
@@ -252,3 +255,33 @@ def test_another_chunk_of_the_same_document_is_no_rival(small):
     a, b = _hit("d1", "가", 0.9, kind="doc"), _hit("d2", "나", 0.89, kind="doc")
     c = Hit("d3", "다", "doc", 0.88, {"source": "b.txt"})  # type: ignore[arg-type]
     assert same_document(a, b) and not same_document(a, c) and not same_document(a, _hit("f", "x", 0.9, faq_id="f"))
+
+
+def test_verifier_trains_saves_loads_and_adds_its_features(make_settings, tmp_path):
+    """answer.verifier: a cross-encoder from the (tiny) encoder, trained on store pairs, saved beside the
+    decision JSON, loaded by another replica, and scoring the candidates in the Answerer."""
+    from chatbot.decision import verifier as verifying
+
+    items = [FaqItem(q, group, answer=f"{group} 답변") for group, qs in FAQS.items() for q in qs]
+    settings = make_settings(answer={"decision_model": True, "verifier": True})
+    pipeline = temporary_pipeline(settings, faq_records(items), tmp_path / "verified")
+    provider = pipeline.answerer.decision
+    assert provider.verifier
+    pairs = verifying.training_pairs(pipeline.retriever, bundled_out_of_scope()[:20])
+    assert {p.label for p in pairs} == {0, 1}
+    model = provider.build()
+    assert model.names == NAMES + verifying.NAMES and model.uses_verifier
+    assert model.info["verifier_pairs"] > 0 and (provider.verifier_folder / "config.json").exists()
+    other = DecisionProvider(pipeline.retriever)  # another replica: loads JSON + verifier folder, no training
+    loaded = other.current()
+    assert loaded is not None and loaded.fingerprint == model.fingerprint and loaded.verifier is not None
+    ranking = pipeline.retriever.candidates("택배비 얼마예요?", 5)
+    ranked = ranking.grouped(5)
+    index = pipeline.retriever.lexical
+    rows = loaded.candidate_rows("택배비 얼마예요?", ranking, ranked, 3, index.doc_freq, len(index.records.ids))
+    assert rows.shape == (min(3, len(ranked)), len(NAMES) + len(verifying.NAMES)) and np.isfinite(rows).all()
+    assert rows[:, -2].std() > 0  # the candidates get different logits
+    answer = pipeline.answerer.ask("택배비 얼마예요?")
+    assert answer.p is not None
+    # without the setting the fingerprint differs: a verifier model is never handed to a plain one
+    assert DecisionProvider(pipeline.retriever, verifier=False).fingerprint() != model.fingerprint

@@ -14,6 +14,11 @@ import threading
 import time
 from pathlib import Path
 
+import json
+
+import numpy as np
+
+from chatbot.decision import verifier as verifying
 from chatbot.decision.examples import build_examples
 from chatbot.decision.features import NAMES
 from chatbot.decision.model import FORMAT, DecisionModel, mix_weights
@@ -32,13 +37,34 @@ def artefact_path(settings: StoreSettings) -> Path:
     return bm25.parent / f"{bm25.name}.decision.json"
 
 
+def verifier_path(settings: StoreSettings) -> Path:
+    """The verifier's model folder, beside the decision JSON."""
+    bm25 = cache_folder(settings)
+    return bm25.parent / f"{bm25.name}.verifier"
+
+
+def verifier_base(folder: Path) -> Path:
+    """The transformer folder inside a sentence-transformers folder (its first module), else the folder."""
+    if (folder / "config.json").exists():
+        return folder
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        return folder / modules[0]["path"]
+    except (OSError, ValueError, LookupError):
+        return folder
+
+
 class DecisionProvider:
     """Hands out the decision model for the store as it is now; (re)builds it in the background."""
 
     def __init__(
-        self, retriever: Retriever, max_variants: int = 1500, refresh_s: float = 30.0, in_scope_share: float = 0.8
+        self, retriever: Retriever, max_variants: int = 1500, refresh_s: float = 30.0, in_scope_share: float = 0.8,
+        verifier: bool | None = None,
     ) -> None:
         self.retriever = retriever
+        # answer.verifier unless told: a cross-encoder trained from the store adds its logit to the features
+        self.verifier = bool(getattr(retriever.settings.answer, "verifier", False)) if verifier is None else verifier
+        self.verifier_folder = verifier_path(retriever.store.settings)
         self.max_variants = max_variants
         self.in_scope_share = in_scope_share
         self.refresh_s = refresh_s
@@ -60,6 +86,8 @@ class DecisionProvider:
             f"sp={s.text.spacing_correction}", f"k1={s.lexical.k1}", f"b={s.lexical.b}",
             f"dict={dictionary_fingerprint()}", bundled_digest(), f"v{FORMAT}", ",".join(NAMES), f"max={self.max_variants}", f"share={self.in_scope_share}",
         ]
+        if self.verifier:
+            parts.append(f"verifier={verifying.MAX_LENGTH},{','.join(verifying.NAMES)},{verifying.VERSION}")
         return hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()[:20]
 
     def current(self) -> DecisionModel | None:
@@ -72,6 +100,10 @@ class DecisionProvider:
             if self._model is not None and self._model.fingerprint == wanted:
                 return self._model
             saved = DecisionModel.load(self.path)
+            if saved is not None and saved.fingerprint == wanted and saved.uses_verifier:
+                saved.verifier = verifying.Verifier.load(self.verifier_folder)
+                if saved.verifier is None:
+                    saved = None
             if saved is not None and saved.fingerprint == wanted:
                 self._model = saved
             elif self._failed != wanted and (self._thread is None or not self._thread.is_alive()):
@@ -99,16 +131,57 @@ class DecisionProvider:
         if len(set(examples.y.tolist())) < 2:
             raise ValueError(f"need both right and wrong top candidates to train; got {len(examples.y)} rows of one kind")
         weights = mix_weights(examples.in_scope, self.in_scope_share)
-        model = DecisionModel.fit(examples.X, examples.y, examples.groups, fingerprint, weights=weights, fused=examples.fused)
+        X, names, verifier, timing = examples.X, NAMES, None, {}
+        if self.verifier:
+            verifier, columns, timing = self.train_verifier(examples)
+            X, names = np.hstack([X, columns]), NAMES + verifying.NAMES
+        model = DecisionModel.fit(X, examples.y, examples.groups, fingerprint, weights=weights, fused=examples.fused,
+                                  names=names)
+        model.verifier = verifier
         self.last_build_s = time.perf_counter() - started
+        model.info.update(timing)
         model.info.update({"build_s": round(self.last_build_s, 2),
                            **{f"rows_{k}": examples.kinds.count(k) for k in set(examples.kinds)}})
         try:
+            if verifier is not None:
+                verifier.save(self.verifier_folder)  # before the JSON that names it
             model.save(self.path)
         except OSError as exc:  # a read-only cache folder must not stop answering
             log.warning("Could not save the decision model to %s: %s", self.path, exc)
         log.info("Decision model: %d rows (%d right tops) in %.1fs", len(examples.y), int(examples.y.sum()), self.last_build_s)
         return model
+
+    def train_verifier(self, examples) -> tuple["verifying.Verifier", np.ndarray, dict[str, float]]:  # noqa: ANN001
+        """The verifier for serving (all pairs) and the verifier columns of the training rows, each row scored by
+        a verifier trained without its FAQ (two folds by FAQ key / bundled question), so the decision model
+        learns how far to trust it on questions it has not seen."""
+        started = time.perf_counter()
+        base = verifier_base(self.retriever.encoder.resolved.path)
+        pairs = verifying.training_pairs(self.retriever, bundled_out_of_scope(), verifying.MAX_PAIRS)
+        kinds = {p.label for p in pairs}
+        if kinds != {0, 1}:
+            raise ValueError(f"verifier: need positive and negative pairs, got {len(pairs)} of labels {kinds}")
+        pairs_s = time.perf_counter() - started
+        row_fold = np.array([verifying.fold_of(str(g)) for g in examples.groups])
+        z = np.zeros((len(examples.y), verifying.VERIFIED_MAX))
+        for fold in (0, 1):
+            train = [p for p in pairs if verifying.fold_of(p.group) != fold]
+            fold_verifier = verifying.Verifier.train(base, train)
+            rows = np.flatnonzero(row_fold == fold)
+            asked = [(i, j, examples.pairs[i][0], verifying.candidate_text(text, kind))
+                     for i in rows for j, (text, kind) in enumerate(examples.tops[i]) if kind != "doc"]
+            logits = fold_verifier.logits([(q, c) for _, _, q, c in asked])
+            for (i, j, _, _), value in zip(asked, logits):
+                z[i, j] = value
+        columns = np.vstack([
+            verifying.feature_rows(z[i, : len(examples.tops[i])], [kind != "doc" for _, kind in examples.tops[i]])[0]
+            for i in range(len(examples.y))])
+        folds_s = time.perf_counter() - started - pairs_s
+        final = verifying.Verifier.train(base, pairs)
+        timing = {"verifier_pairs": len(pairs), "verifier_pairs_s": round(pairs_s, 2), "verifier_folds_s": round(folds_s, 2),
+                  "verifier_s": round(time.perf_counter() - started, 2)}
+        log.info("Verifier: %d pairs, trained in %.1fs", len(pairs), timing["verifier_s"])
+        return final, columns, timing
 
     def _build(self, fingerprint: str) -> None:
         try:

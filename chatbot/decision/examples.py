@@ -28,6 +28,7 @@ NEAR_DUPLICATE = 0.97  # a bundled "out-of-scope" question this close to a store
 IN_SCOPE_KINDS = ("variant", "passage")
 PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
 PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
+VERIFIED = 3  # candidates per row kept for the verifier (the Answerer scores up to answer.clarify_candidates)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Examples:
     kinds: list[str]  # variant | passage | faq-removed | bundled
     fused: np.ndarray | None = None  # the top candidate's fused score (the old threshold rule's input)
     pairs: list[tuple[str, str]] | None = None  # (question, top candidate's text), for reading the rows
+    # the first VERIFIED grouped candidates of each row as (text, kind), for the verifier's features
+    tops: list[list[tuple[str, str]]] | None = None
 
     @property
     def in_scope(self) -> np.ndarray:
@@ -89,6 +92,7 @@ def build_examples(
     kinds: list[str] = []
     fused: list[float] = []
     pairs: list[tuple[str, str]] = []
+    tops: list[list[tuple[str, str]]] = []
 
     def add(ranking: Ranking, exclude: set[str], right: str | None, group: str, kind: str) -> None:
         ranked = ranking.grouped(exclude=exclude)
@@ -110,6 +114,7 @@ def build_examples(
         kinds.append(kind)
         fused.append(top.fused)
         pairs.append((ranking.question, top.hit.text))
+        tops.append([(c.hit.text, c.hit.kind) for c in ranked[:VERIFIED]])
 
     for record_id, text, key in askable:
         ranking = rank(retriever, text)
@@ -124,4 +129,4 @@ def build_examples(
             continue
         add(ranking, set(), None, f"bundled-{i % 50}", "bundled")
     X = np.vstack(rows) if rows else np.zeros((0, 0))
-    return Examples(X, np.asarray(labels, dtype=np.int64), np.asarray(groups), kinds, np.asarray(fused), pairs)
+    return Examples(X, np.asarray(labels, dtype=np.int64), np.asarray(groups), kinds, np.asarray(fused), pairs, tops)

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.decision.features import NAMES
+from chatbot.decision.features import NAMES, candidate_features
+from chatbot.decision.verifier import NAMES as VERIFIER_NAMES
+from chatbot.decision.verifier import candidate_text, feature_rows
 
 FORMAT = 2
 
@@ -35,11 +37,32 @@ class DecisionModel:
     calibration: dict[str, list[float]] = field(default_factory=dict)  # out-of-fold p, labels, weights, fused
     info: dict[str, float] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.verifier = None  # the cross-encoder (chatbot.decision.verifier.Verifier) when names include it
+
+    @property
+    def uses_verifier(self) -> bool:
+        return tuple(self.names[len(NAMES):]) == VERIFIER_NAMES
+
+    def candidate_rows(self, question: str, ranking, ranked, n: int, doc_freq: dict[str, int], n_records: int) -> np.ndarray:  # noqa: ANN001
+        """Feature rows of the first n grouped candidates (ranked) of a ranking, verifier columns included
+        when this model has them (one batched forward pass over the FAQ candidates)."""
+        count = min(n, len(ranked))
+        rows = np.vstack([candidate_features(question, ranking.tokens, ranked, i, doc_freq, n_records, ranking.hits)
+                          for i in range(count)])
+        if not self.uses_verifier:
+            return rows
+        is_faq = [c.hit.kind != "doc" for c in ranked[:count]]
+        asked = [(question, candidate_text(c.hit.text, c.hit.kind)) for c, faq in zip(ranked[:count], is_faq) if faq]
+        logits = iter(self.verifier.logits(asked).tolist() if asked and self.verifier is not None else [])
+        z = np.array([next(logits, 0.0) if faq else 0.0 for faq in is_faq])
+        return np.hstack([rows, feature_rows(z, is_faq)])
+
     # --- fitting ------------------------------------------------------------------------------
     @classmethod
     def fit(
         cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray, fingerprint: str = "", C: float = 1.0,
-        weights: np.ndarray | None = None, fused: np.ndarray | None = None,
+        weights: np.ndarray | None = None, fused: np.ndarray | None = None, names: tuple[str, ...] = NAMES,
     ) -> "DecisionModel":
         """Fit on all rows; keep out-of-fold P (grouped by FAQ, so variants of one FAQ never straddle folds).
 
@@ -72,13 +95,15 @@ class DecisionModel:
             calibration["fused"] = np.asarray(fused)[keep].round(5).tolist()
         return cls(
             mean=scaler.mean_.tolist(), scale=scaler.scale_.tolist(), coef=clf.coef_[0].tolist(),
-            intercept=float(clf.intercept_[0]), fingerprint=fingerprint, calibration=calibration,
+            intercept=float(clf.intercept_[0]), fingerprint=fingerprint, names=tuple(names), calibration=calibration,
             info={"rows": int(len(y)), "positives": int(y.sum())},
         )
 
     # --- using --------------------------------------------------------------------------------
     def predict(self, X: np.ndarray) -> np.ndarray:
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        if X.shape[1] < len(self.mean):  # a caller without the verifier columns: their training mean (neutral)
+            X = np.hstack([X, np.tile(np.asarray(self.mean[X.shape[1]:]), (len(X), 1))])
         z = ((X - np.asarray(self.mean)) / np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
         return 1.0 / (1.0 + np.exp(-z))
 
@@ -120,7 +145,7 @@ class DecisionModel:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if payload.pop("format", None) != FORMAT or tuple(payload.get("names", ())) != NAMES:
+        if payload.pop("format", None) != FORMAT or tuple(payload.get("names", ())) not in (NAMES, NAMES + VERIFIER_NAMES):
             return None
         payload["names"] = tuple(payload["names"])
         try:
