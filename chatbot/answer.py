@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.decision import DecisionModel, DecisionProvider, choose
-from chatbot.decision.features import candidate_features
 from chatbot.records import Answer, Hit
 from chatbot.retrieval import Candidates, Mode, Retriever
 from chatbot.settings import AnswerSettings
@@ -103,8 +102,7 @@ class Answerer:
         ranked = ranking.grouped(k)
         hits = [c.hit for c in ranked]
         n = max(self.settings.clarify_candidates, 2)
-        rows = [candidate_features(question, ranking.tokens, ranked, i, index.doc_freq, len(index.records.ids), ranking.hits)
-                for i in range(min(n, len(ranked)))]
+        rows = model.candidate_rows(question, ranking, ranked, n, index.doc_freq, len(index.records.ids))
         ps = [float(p) for p in model.predict(rows)]
         level = self.answer_level(model)
         # another chunk of the same document is no rival of a passage: either one answers from that file
