@@ -102,6 +102,17 @@ def _wait_answer(page, before: int) -> str:
     return _bots(page).last.inner_text()
 
 
+def _options_then_click_first(page, shot: str, fewest: int = 1) -> tuple[str, str]:
+    """The buttons under the newest answer (1–3 of them): screenshot, click the first, return its text and the answer."""
+    options = page.locator("#chat button.option")
+    assert fewest <= options.count() <= 3
+    _shot(page, shot)
+    chosen = options.first.inner_text().strip()
+    before = _bots(page).count()
+    options.first.click()
+    return chosen, _wait_answer(page, before)
+
+
 def test_start_up_printed_its_sample_ingestion(server):
     log = server["log"].read_text(encoding="utf-8", errors="replace")
     assert "샘플 FAQ" in log and "준비 완료" in log
@@ -119,13 +130,7 @@ def test_answer_shows_matched_question_source_and_score(page):
 def test_fallback_suggestion_click_then_thumbs_up_is_logged(page, server):
     text = _ask(page, "오늘 서울 날씨 어때")
     assert "죄송합니다" in text
-    options = page.locator("#chat button.option")
-    assert 1 <= options.count() <= 3
-    _shot(page, "fallback")
-    suggestion = options.first.inner_text().strip()
-    before = _bots(page).count()
-    options.first.click()
-    answer = _wait_answer(page, before)
+    suggestion, answer = _options_then_click_first(page, "fallback")
     expected = next(row for row in FAQ if row[2] == suggestion)
     assert f"Q. {suggestion}" in answer
     assert expected[3].split("<")[0][:10] in answer or expected[0] == "xss-1"

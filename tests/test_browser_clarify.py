@@ -12,7 +12,7 @@ import pytest
 
 from chatbot.settings import PROJECT_ROOT
 from tests.helpers import app_env, running_app
-from tests.test_browser import _ask, _bots, _shot, _wait_answer, browser  # noqa: F401 - the shared browser fixture
+from tests.test_browser import _ask, _options_then_click_first, _shot, browser  # noqa: F401 - the shared browser fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.e5, pytest.mark.app]
 
@@ -56,13 +56,7 @@ def test_clarify_candidates_are_buttons_and_a_click_answers_and_is_recorded(brow
     page.wait_for_selector("#question textarea", timeout=30_000)
     text = _ask(page, question)
     assert "혹시 이 질문을 찾으셨나요?" in text
-    options = page.locator("#chat button.option")
-    assert 2 <= options.count() <= 3
-    _shot(page, "clarify")
-    chosen = options.first.inner_text().strip()
-    before = _bots(page).count()
-    options.first.click()
-    answer = _wait_answer(page, before)
+    chosen, answer = _options_then_click_first(page, "clarify", fewest=2)
     assert f"Q. {chosen}" in answer or chosen in answer
     _shot(page, "clarify-answered")
     context.close()
