@@ -195,7 +195,8 @@ def refresh_cost(pipeline: Pipeline) -> dict[str, float]:
     started = time.perf_counter()
     pipeline.store.fingerprint()
     out["store.fingerprint()"] = (time.perf_counter() - started) * 1000
-    current = pipeline.retriever.lexical
+    pipeline.retriever.refresh()
+    current = pipeline.retriever.lexical  # up to date with the store (add_one_faq changed it)
     started = time.perf_counter()
     load_or_build(pipeline.store, pipeline.settings.lexical, pipeline.settings.text.typo_tolerant, current=current)
     out["load_or_build (store unchanged)"] = (time.perf_counter() - started) * 1000
@@ -331,9 +332,10 @@ def main(argv: list[str] | None = None) -> int:
             lexical_rows.append([f"{v:,}" if isinstance(v, int) else f"{v:.2f}" for v in row.values()])
             lexical_header = list(row)
         sections.append("### BM25 cache alone (synthetic records, no Chroma)\n" + markdown_table(lexical_header, lexical_rows))
-        sections.append("### Where a hybrid question's time goes (p50 ms per step)\n" + markdown_table(step_header, step_rows))
-        sections.append("### Lexical cache refresh check (runs inside a question every refresh_s = 30 s)\n"
-                        + markdown_table(refresh_header, refresh_rows))
+        if step_rows:  # some size was stored in Chroma
+            sections.append("### Where a hybrid question's time goes (p50 ms per step)\n" + markdown_table(step_header, step_rows))
+            sections.append("### Lexical cache refresh check (runs inside a question every refresh_s = 30 s)\n"
+                            + markdown_table(refresh_header, refresh_rows))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     emit("\n\n".join(sections), args.out)
