@@ -27,5 +27,5 @@ def open_pipeline(settings: Settings | None = None, *, claim: bool = True) -> Pi
     settings = settings or load_settings()
     encoder = load_encoder(settings.encoder)
     store = Store(settings.store, encoder.identity(), claim=claim)
-    retriever = Retriever(settings, encoder, store)
+    retriever = Retriever(settings, encoder, store, refresh_s=settings.lexical.refresh_s)
     return Pipeline(settings, encoder, store, retriever, Answerer(retriever, settings.answer))
