@@ -257,6 +257,7 @@ def test_another_chunk_of_the_same_document_is_no_rival(small):
     assert same_document(a, b) and not same_document(a, c) and not same_document(a, _hit("f", "x", 0.9, faq_id="f"))
 
 
+@pytest.mark.slow
 def test_verifier_trains_saves_loads_and_adds_its_features(make_settings, tmp_path):
     """answer.verifier: a cross-encoder from the (tiny) encoder, trained on store pairs, saved beside the
     decision JSON, loaded by another replica, and scoring the candidates in the Answerer."""

@@ -148,6 +148,7 @@ def ingested(make_settings, monkeypatch, tmp_path):
     return settings, questions
 
 
+@pytest.mark.slow
 def test_command_runs_every_mode_and_writes_failures_and_plot(ingested, tmp_path, capsys, tiny_model_dir):
     settings, questions = ingested
     failures, plot = tmp_path / "out" / "failures.csv", tmp_path / "out" / "scores.png"

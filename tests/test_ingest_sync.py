@@ -199,6 +199,7 @@ def test_rebuild_reencodes_this_kind_and_drops_its_other_sources(settings, tmp_p
     assert sources == {"a.csv": RECORDS, "guide.txt": 1}
 
 
+@pytest.mark.slow
 def test_encoder_change_needs_rebuild(settings, make_settings, tmp_path):
     from tests.tiny_model import build_tiny_model
 
@@ -325,6 +326,7 @@ def test_cli_counts_rejections_and_exit_codes(cli_env, tmp_path, capsys):
     assert "missing.csv" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_cli_encoder_mismatch_is_a_clear_fatal_error(cli_env, tmp_path, capsys, monkeypatch):
     from tests.tiny_model import build_tiny_model
 
@@ -347,6 +349,7 @@ ROWS_BIG = 1200  # batches of 8 in the child: ~150 upserts, seconds of work, kil
 KILL_AFTER = 120
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_rerun_completes_without_duplicates(cli_env, make_settings, tmp_path):
     from chromadb.api.shared_system_client import SharedSystemClient
 

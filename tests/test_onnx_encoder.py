@@ -75,6 +75,7 @@ def test_export_is_reused(tiny_model_dir, monkeypatch):
     assert _load(tiny_model_dir, backend="onnx").backend == "onnx"
 
 
+@pytest.mark.slow
 def test_retrained_folder_gets_its_own_export(tiny_model_dir, tmp_path):
     """A chatbot.train output is just another folder: exported on first use, with its own weights."""
     import torch
@@ -94,6 +95,7 @@ def test_retrained_folder_gets_its_own_export(tiny_model_dir, tmp_path):
     assert not np.allclose(base, onnx.encode_questions(texts[:5]), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_read_only_folder_exports_into_the_cache(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("FAQBOT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_encoder.os, "access", lambda path, mode: False)

@@ -98,6 +98,7 @@ def test_cache_ids_unknown_to_the_store_are_skipped_and_the_cache_heals(make_set
     assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="hybrid")[0].group_id == "refund-1"
 
 
+@pytest.mark.slow
 def test_another_process_writing_the_embedded_folder_breaks_no_question(make_settings, tmp_path, caplog):
     """A second process writes behind this process's embedded client (which cannot read the new vectors)."""
     settings = make_settings(retrieval={"lexical_weight": 0.5})
