@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatbot import dictionary
 from chatbot.answer import Answerer
 from chatbot.encoder import Encoder, load_encoder
 from chatbot.retrieval import Retriever
@@ -25,6 +26,7 @@ def open_pipeline(settings: Settings | None = None, *, claim: bool = True) -> Pi
     """claim: own an embedded store folder for this process's lifetime (the serving process: a CLI ingest
     on the same folder then refuses instead of writing behind this process's Chroma client)."""
     settings = settings or load_settings()
+    dictionary.configure(settings.text)  # this Settings' synonym dictionary on the lexical side
     encoder = load_encoder(settings.encoder)
     store = Store(settings.store, encoder.identity(), claim=claim)
     retriever = Retriever(settings, encoder, store, refresh_s=settings.lexical.refresh_s)
