@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatbot.decision import DecisionModel, DecisionProvider, choose
+from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
 from chatbot.retrieval import Candidates, Mode, Retriever
 from chatbot.settings import AnswerSettings
 from chatbot.text import is_meaningful, normalise
 
-DECISION_MODES = ("hybrid",)
 log = logging.getLogger(__name__)
 
 
@@ -179,7 +179,7 @@ class Answerer:
 
     def threshold(self, mode: str) -> float:
         """Each mode scores on its own scale (BM25 coverage, static cosine, e5 cosine, fused)."""
-        return getattr(self.settings, threshold_setting(mode).removeprefix("answer."))
+        return float(getattr(self.settings, THRESHOLD_FIELDS.get(mode, "threshold")))
 
     def doc_threshold(self, mode: str) -> float:
         """retrieval.doc_offset already puts passages on the FAQ scale, so by default one threshold serves both."""
@@ -216,4 +216,4 @@ def source_of(hit: Hit) -> dict[str, Any]:
 
 def threshold_setting(mode: str) -> str:
     """The config key holding the answer threshold of a retrieval mode (hybrid: answer.threshold)."""
-    return f"answer.{mode}_threshold" if mode in ("lexical", "static", "dense") else "answer.threshold"
+    return f"answer.{THRESHOLD_FIELDS.get(mode, 'threshold')}"

@@ -10,6 +10,7 @@ import uuid
 from chatbot.answer import QuestionError
 from chatbot.cli_errors import describe, fatal
 from chatbot.questionlog import entry_from_answer, open_log
+from chatbot.modes import MODES
 from chatbot.pipeline import open_pipeline
 from chatbot.records import Answer
 from chatbot.settings import load_settings
@@ -59,7 +60,7 @@ def pick_candidate(line: str, previous: Answer | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="한국어 FAQ 챗봇 (terminal)")
     parser.add_argument("question", nargs="*", help="ask once and exit; without it, an interactive prompt")
-    parser.add_argument("--mode", choices=["lexical", "dense", "hybrid"], default=None)
+    parser.add_argument("--mode", choices=MODES, default=None)
     parser.add_argument("--category", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from chatbot import fusion
 from chatbot.encoder import Encoder
 from chatbot.fusion import group_hits, kth_score, with_doc_offset
 from chatbot.lexical import LexicalIndex, load_or_build, top_positions
+from chatbot.modes import MODES, Mode
 from chatbot.records import Hit
 from chatbot.settings import Settings
 from chatbot.store import Store
@@ -22,8 +23,6 @@ from chatbot.text import correct_spacing
 
 __all__ = ["MODES", "Candidate", "Candidates", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
 log = logging.getLogger(__name__)
-Mode = Literal["lexical", "dense", "hybrid"]
-MODES: tuple[str, ...] = ("lexical", "dense", "hybrid")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chatbot.modes import Mode
+
 ENV_PREFIX = "FAQBOT_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
@@ -70,7 +72,7 @@ class LexicalSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    mode: Literal["lexical", "dense", "hybrid"] = "hybrid"
+    mode: Mode = "hybrid"
     top_k: int = Field(10, ge=1, le=100)
     candidates: int = Field(50, ge=1)
     lexical_weight: float = Field(0.05, ge=0.0, le=1.0)

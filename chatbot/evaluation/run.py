@@ -17,15 +17,15 @@ from chatbot.evaluation.cases import Case, hit_label
 from chatbot.evaluation.metrics import (
     RECALL_AT, decision_counts, expected_calibration_error, hit_at, ndcg_at, percentile, recommend_threshold, reciprocal_rank,
 )
-from chatbot.pipeline import Pipeline
+from chatbot.modes import EVALUATION_MODES, MODES
+from chatbot.pipeline import Pipeline, open_pipeline
 from chatbot.records import Record, content_hash
-from chatbot.retrieval import Retriever
 from chatbot.settings import Settings
 from chatbot.store import Store, StoredRecords
 
 log = logging.getLogger(__name__)
 
-ALL_MODES: tuple[str, ...] = ("lexical", "static", "dense", "hybrid", "adapted")
+ALL_MODES: tuple[str, ...] = EVALUATION_MODES
 DEFAULT_MODES: tuple[str, ...] = ("lexical", "static", "dense", "hybrid")
 
 
@@ -172,7 +172,7 @@ def evaluate(runners: Sequence[ModeRunner], cases: Sequence[Case], k: int = 10) 
 def build_runners(pipeline: Pipeline, modes: Sequence[str], adapted_model: str | Path | None = None) -> list[ModeRunner]:
     runners: list[ModeRunner] = []
     for mode in modes:
-        if mode in ("lexical", "dense", "hybrid"):
+        if mode in MODES:
             runners.append(ModeRunner(mode, pipeline.answerer, mode))
         elif mode == "static":
             from chatbot.static import StaticRetriever
@@ -213,8 +213,7 @@ def adapted_pipeline(pipeline: Pipeline, model_dir: str | Path) -> Pipeline:
         records = records_from_store(pipeline.store.all_records())
         log.info("Re-encoding %d stored records with %s for the adapted mode", len(records), encoder.model_id)
         upsert_encoded(store, encoder, records)
-    retriever = Retriever(adapted_settings, encoder, store)
-    return Pipeline(adapted_settings, encoder, store, retriever, Answerer(retriever, adapted_settings.answer))
+    return open_pipeline(adapted_settings, encoder=encoder, store=store)
 
 
 def records_from_store(stored: StoredRecords) -> list[Record]:
@@ -296,5 +295,4 @@ def temporary_pipeline(
     else:
         matrix = vectors(records) if callable(vectors) else vectors
         store.upsert(list(records), np.asarray(matrix, dtype=np.float32))
-    retriever = Retriever(settings, encoder, store)
-    return Pipeline(settings, encoder, store, retriever, Answerer(retriever, settings.answer))
+    return open_pipeline(settings, encoder=encoder, store=store)

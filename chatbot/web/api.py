@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chatbot.answer import QuestionError
 from chatbot.feedback import Feedback
 from chatbot.pipeline import Pipeline
-from chatbot.retrieval import MODES
+from chatbot.modes import MODES, Mode
 from chatbot.store import StoreUnavailableError
 from chatbot.web.service import NotReadyError, Service
 
@@ -74,7 +74,7 @@ class FeedbackRequest(BaseModel):
     answer_id: str | None = Field(None, max_length=200)
     answer_type: AnswerType | None = None
     score: float | None = Field(None, ge=-1.0, le=2.0, allow_inf_nan=False, strict=True)
-    mode: Literal[MODES] | None = None  # type: ignore[valid-type]
+    mode: Mode | None = None
     question_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="/api/ask가 돌려준 question_id")
 
     @field_validator("question")
