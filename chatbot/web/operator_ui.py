@@ -1,4 +1,4 @@
-"""The operator page's loop tabs: 📥 inbox, 📚 FAQ browser/editor with export, 📊 analytics (layout and wiring).
+"""The operator page's loop tabs: 📥 inbox, 📚 FAQ browser/editor with export, 📊 analytics, 📖 synonyms (layout and wiring).
 
 Every action re-checks the operator password of the 🛠 운영 tab on the server (handlers.Operator.check:
 constant-time compare, per-client back-off) and then calls the same OperatorDesk as /api/operator.
@@ -20,6 +20,7 @@ from chatbot.operator.export import FORMATS
 from chatbot.operator.inbox import Cluster
 from chatbot.operator.knowledge import FaqItem
 from chatbot.operator.period import parse_since
+from chatbot.web.dictionary_ui import build_dictionary_tab
 from chatbot.web.handlers import Operator, OperatorError
 from chatbot.web.render import md_text
 
@@ -219,6 +220,7 @@ def build_operator_tabs(service: Any, operator: Operator, password: gr.Textbox) 
     csv_btn.click(guarded(lambda: export("csv")), [password], [download], **PRIVATE)
     xlsx_btn.click(guarded(lambda: export("xlsx")), [password], [download], **PRIVATE)
     stats_btn.click(guarded(analytics), [stats_since, password], [stats_md, plot], **PRIVATE)
+    build_dictionary_tab(service, guarded, password)
 
 
 def _cluster_row(index: int, cluster: Cluster) -> list[Any]:
