@@ -57,6 +57,7 @@ def build_operator_tabs(service: Any, operator: Operator, password: gr.Textbox) 
                   for i in range(len(inspect.signature(action).parameters) + 1)]
         request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
         run.__signature__ = inspect.Signature([*inputs, request])  # type: ignore[attr-defined]
+        run.__annotations__ = {"request": gr.Request}  # Gradio's input-count check reads the type hints
         return run
 
     def faq_choices() -> list[tuple[str, str]]:
