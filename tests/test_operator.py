@@ -17,13 +17,16 @@ from chatbot.operator.sourcename import OPERATOR_SOURCE
 from chatbot.web.service import Service
 from ingest.sync import ingest_paths
 from tests.helpers import FAQ_ROWS, write_faq
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 UNKNOWN = "주차장 이용 요금이 궁금합니다"
 
 
-@pytest.fixture()
-def service(make_settings, tmp_path):
-    settings = make_settings()
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def service(request, make_settings, tmp_path):
+    """The operator desk over the question log in SQLite, and in a real PostgreSQL (edits, labels, audit)."""
+    log = {"url": request.getfixturevalue("postgres_url")} if request.param == "postgres" else {}
+    settings = make_settings(log=log) if log else make_settings()
     service = Service(settings, open_pipeline(settings, claim=False))
     service.ingest("faq", [write_faq(tmp_path / "faq.csv")])
     yield service
