@@ -277,7 +277,8 @@ def plan_sources(
         plans.append(plan_sync(store, source, records, kind=record_kind, rejected=report.sources[source].rejected,
                                reencode=report.rebuild))
     if prune:
-        for source in sorted({s for s, _ in stored_groups(store, {"kind": record_kind}).values()} - set(loaded)):
+        # the operator's edits live in the question-log database and are synced by the app, not by files
+        for source in sorted({s for s, _ in stored_groups(store, {"kind": record_kind}).values()} - set(loaded) - {OPERATOR_SOURCE}):
             plans.append(plan_sync(store, source, [], kind=record_kind))
     for plan in plans:
         report.sources[plan.source] = plan.counts

@@ -86,6 +86,23 @@ def test_add_alternative_answers_the_question_and_survives_reingest(service, tmp
     assert audit[0]["who"] == "kim" and audit[0]["before"]["alternatives"] == [] and UNKNOWN in audit[0]["after"]["alternatives"]
 
 
+def test_edits_survive_a_rebuild_and_come_back_after_a_store_loss(service, tmp_path):
+    from chatbot.operator.desk import restore_operator_source
+
+    desk = desk_of(service)
+    desk.add_alternatives([log_question(service, UNKNOWN)], "coupon-1", who="kim")
+    settings, store = service.settings, service.require().store
+    report = ingest_paths(settings, "faq", [write_faq(tmp_path / "faq.csv")], rebuild=True,
+                          encoder=service.require().encoder, store=store)
+    assert OPERATOR_SOURCE not in report.sources  # a rebuild of the files never prunes the operator's source
+    assert next(iter(store.iter_metadata({"source": OPERATOR_SOURCE})), None) is not None
+    assert restore_operator_source(service) is False  # nothing missing
+    store.delete([i for i, _ in store.iter_metadata({"source": OPERATOR_SOURCE})])  # as after a new collection
+    service.require().retriever.refresh()
+    assert restore_operator_source(service) is True
+    assert service.require().answerer.ask(UNKNOWN).faq_id == "coupon-1"
+
+
 def test_new_faq_edit_and_delete(service):
     desk = desk_of(service)
     qid = log_question(service, UNKNOWN)

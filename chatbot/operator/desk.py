@@ -302,3 +302,14 @@ def desk_of(service: Any) -> OperatorDesk:
         if desk is None:
             desk = _desks[service] = OperatorDesk(service)
         return desk
+
+
+def restore_operator_source(service: Any) -> bool:
+    """After a store rebuild (or a fresh server) the operator's edits, kept in the database, are written
+    to the store again; True when it did. Cheap when they are there: one filtered look-up."""
+    desk = desk_of(service)
+    store = service.require().store
+    if not desk.edits.all() or next(iter(store.iter_metadata({"source": OPERATOR_SOURCE})), None) is not None:
+        return False
+    desk.resync()
+    return True

@@ -96,10 +96,23 @@ class Service:
             self.pipeline = pipeline
             self._catalog = None
             self.set_status("ready", "")
+            self._restore_operator_edits()
             log.info("준비 완료: 레코드 %s개 (%.1f초).", f"{pipeline.store.count():,}", time.monotonic() - started)
         except Exception as exc:  # keep serving: health says why, instead of a dead port
             log.exception("시작하지 못했습니다 (start-up failed)")
             self.set_status("error", f"{type(exc).__name__}: {exc}")
+
+    def _restore_operator_edits(self) -> None:
+        """Operator edits missing from the store (after `ingest --rebuild` or a new server) are synced back."""
+        if self.questions is None:
+            return
+        from chatbot.operator.desk import restore_operator_source
+
+        try:
+            if restore_operator_source(self):
+                log.info("운영자 수정 내용을 저장소에 다시 반영했습니다 (operator edits restored to the store).")
+        except Exception:  # serving matters more: the operator can still press sync
+            log.exception("Could not restore the operator's edits to the store")
 
     def _seed(self, pipeline: Pipeline) -> None:
         """First start with an empty store: the sample FAQ and documents, with logged progress."""
