@@ -175,7 +175,7 @@ def product_metrics(model_dir: Path, texts: list[str], groups: list[str], settin
         gold = [group_id[groups[i]] for i in queries]
         out = {}
         for mode in ("lexical", "dense", "hybrid"):
-            ranked = [[h.group_id for h in pipe.retriever.search(texts[i], k=10, mode=mode)] for i in queries]
+            ranked = [[h.answer_id for h in pipe.retriever.search(texts[i], k=10, mode=mode)] for i in queries]
             metrics = rank_metrics(ranked, gold)
             out[f"chatbot_{mode}_product_top1"] = metrics["top1"]
             out[f"chatbot_{mode}_product_mrr@10"] = metrics["mrr@10"]

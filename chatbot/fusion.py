@@ -62,20 +62,20 @@ def group_hits(hits: Sequence[Hit], k: int) -> list[Hit]:
     the operator's copy takes the group's best score, the file's copy is dropped."""
     best: dict[str, Hit] = {}
     for hit in hits:
-        current = best.get(hit.group_key)
+        current = best.get(hit.answer_key)
         if current is None or hit.score > current.score:
-            best[hit.group_key] = hit
+            best[hit.answer_key] = hit
     return sorted(_shadowed(best.values()), key=lambda h: h.score, reverse=True)[:k]
 
 
 def _shadowed(groups: Iterable[Hit]) -> list[Hit]:
     groups = list(groups)
-    operator = {h.group_id: h for h in groups if h.kind == "faq" and h.metadata.get("source") == OPERATOR_SOURCE}
+    operator = {h.answer_id: h for h in groups if h.kind == "faq" and h.metadata.get("source") == OPERATOR_SOURCE}
     if not operator:
         return groups
     top: dict[str, float] = {}
     for hit in groups:
-        if hit.kind == "faq" and hit.group_id in operator:
-            top[hit.group_id] = max(top.get(hit.group_id, hit.score), hit.score)
-    kept = [h for h in groups if not (h.kind == "faq" and h.group_id in operator)]
+        if hit.kind == "faq" and hit.answer_id in operator:
+            top[hit.answer_id] = max(top.get(hit.answer_id, hit.score), hit.score)
+    kept = [h for h in groups if not (h.kind == "faq" and h.answer_id in operator)]
     return kept + [replace(h, score=top[faq_id]) for faq_id, h in operator.items()]

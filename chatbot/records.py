@@ -40,13 +40,15 @@ class Hit:
     metadata: dict[str, Any]
 
     @property
-    def group_id(self) -> str:
-        """The FAQ id for FAQ hits, the record id for document chunks (what evaluation compares)."""
+    def answer_id(self) -> str:
+        """What the user is given: the FAQ id for FAQ hits, the record id for document chunks (what
+        evaluation compares, and what 👍/👎 rate)."""
         return str(self.metadata.get("faq_id") or self.record_id)
 
     @property
-    def group_key(self) -> str:
-        """What retrieval groups by: source + FAQ id, since two files may both number FAQs 1, 2, 3…."""
+    def answer_key(self) -> str:
+        """The answer_id made unique across files (source + FAQ id: two files may both number FAQs 1, 2, 3…);
+        retrieval keeps one hit per answer_key."""
         faq_id = self.metadata.get("faq_id")
         return f"{self.metadata.get('source', '')}::{faq_id}" if faq_id else self.record_id
 

@@ -36,7 +36,7 @@ import numpy as np
 from chatbot.encoder import Encoder
 from chatbot.records import Record
 from chatbot.store import Store
-from ingest.records import group_key
+from ingest.records import item_key
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _where(source: str, kind: str | None) -> dict[str, Any]:
 def stored_groups(store: Store, where: dict[str, Any] | None) -> dict[str, tuple[str, str]]:
     """id → (source, group key) of the stored records matching `where`."""
     return {
-        record_id: (str(meta.get("source", "")), group_key(meta) or f"id:{record_id}")
+        record_id: (str(meta.get("source", "")), item_key(meta) or f"id:{record_id}")
         for record_id, meta in store.iter_metadata(where)
     }
 
@@ -132,7 +132,7 @@ def plan_sync(
         old[key].add(record_id)
     new: dict[str, set[str]] = defaultdict(set)
     for record in unique.values():
-        new[group_key(record.metadata) or f"id:{record.id}"].add(record.id)
+        new[item_key(record.metadata) or f"id:{record.id}"].add(record.id)
     counts = SyncCounts(source, rejected=rejected)
     for key, ids in new.items():
         if key not in old:

@@ -69,7 +69,7 @@ def chunk_records(chunks: Iterable[Chunk]) -> list[Record]:
     return records
 
 
-def group_key(metadata: dict) -> str:
+def item_key(metadata: dict) -> str:
     """What counts as 'the same item' across versions: the FAQ id, or a chunk's position in its document."""
     if metadata.get("faq_id") is not None:
         return f"faq:{metadata['faq_id']}"

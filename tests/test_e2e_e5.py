@@ -35,7 +35,7 @@ def e5_pipeline(e5_dir, tmp_path_factory):
 )
 def test_paraphrases_find_their_faq(e5_pipeline, question, expected):
     hits = e5_pipeline.retriever.search(question, k=5)
-    assert expected in [h.group_id for h in hits[:3]], [(h.group_id, round(h.score, 3)) for h in hits]
+    assert expected in [h.answer_id for h in hits[:3]], [(h.answer_id, round(h.score, 3)) for h in hits]
 
 
 def test_paraphrase_ranks_above_unrelated_faq(e5_pipeline):

@@ -186,7 +186,7 @@ def test_temporary_pipeline_answers_through_the_product_objects(make_settings, t
     records = faq_records([FaqItem("배송은 얼마나 걸리나요?", "ship"), FaqItem("환불은 어떻게 받나요?", "refund")])
     pipeline = temporary_pipeline(settings, records, tmp_path / "eval")
     assert pipeline.store.count() == 2
-    assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="lexical")[0].group_id == "refund"
+    assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="lexical")[0].answer_id == "refund"
     assert Path(pipeline.settings.store.path).is_relative_to(tmp_path / "eval")
 
 

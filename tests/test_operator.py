@@ -81,7 +81,7 @@ def test_add_alternative_answers_the_question_and_survives_reingest(service, tmp
     service.ingest("faq", [write_faq(tmp_path / "faq.csv")])
     assert service.require().answerer.ask(UNKNOWN).faq_id == "coupon-1"
     hits = service.require().retriever.search("쿠폰은 어디에서 입력하나요?", k=10)
-    assert [h.metadata["source"] for h in hits if h.group_id == "coupon-1"] == [OPERATOR_SOURCE]
+    assert [h.metadata["source"] for h in hits if h.answer_id == "coupon-1"] == [OPERATOR_SOURCE]
     audit = desk.audit("coupon-1")
     assert audit[0]["who"] == "kim" and audit[0]["before"]["alternatives"] == [] and UNKNOWN in audit[0]["after"]["alternatives"]
 

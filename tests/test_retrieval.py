@@ -43,9 +43,9 @@ def test_lexical_matches_particles_and_endings(pipeline):
 def test_each_mode_groups_by_faq_id(pipeline):
     for mode in ("lexical", "dense", "hybrid"):
         hits = pipeline.retriever.search("택배 언제 와요 배송", mode=mode)
-        ids = [h.group_id for h in hits]
+        ids = [h.answer_id for h in hits]
         assert len(ids) == len(set(ids)), mode
-    assert pipeline.retriever.search("배송 택배 도착", mode="hybrid")[0].group_id == "ship-1"
+    assert pipeline.retriever.search("배송 택배 도착", mode="hybrid")[0].answer_id == "ship-1"
 
 
 def test_category_filter(pipeline):
@@ -86,7 +86,7 @@ def test_lexical_cache_is_rebuilt_when_store_changes(pipeline):
     pipeline.store.upsert([record], pipeline.encoder.encode_questions([record.text]))
     pipeline.retriever.refresh()
     assert pipeline.retriever.lexical.fingerprint != before
-    assert pipeline.retriever.search("적립금 소멸", mode="lexical")[0].group_id == "point-1"
+    assert pipeline.retriever.search("적립금 소멸", mode="lexical")[0].answer_id == "point-1"
 
 
 def test_hybrid_finds_a_record_written_after_the_cache_was_checked(pipeline):
@@ -164,4 +164,4 @@ def test_candidates_expose_score_parts_and_group_like_search(pipeline, make_sett
     top = ranking.grouped(5)[0]
     # leaving out the exact variant (the decision model's training) keeps the same FAQ through its alternative
     again = ranking.grouped(5, exclude={top.hit.record_id})
-    assert top.hit.group_id == "ship-1" and again[0].hit.record_id != top.hit.record_id
+    assert top.hit.answer_id == "ship-1" and again[0].hit.record_id != top.hit.record_id

@@ -69,7 +69,7 @@ def test_search_is_grouped_by_faq_and_finds_the_exact_question(pipeline, method,
     encoder = fake_encoder(tmp_path) if method == "distilled" else pipeline.encoder
     retriever = StaticRetriever(pipeline.settings, pipeline.store, encoder, method=method)
     hits = retriever.search("환불은 어떻게 받나요?", k=5)
-    ids = [h.group_id for h in hits]
+    ids = [h.answer_id for h in hits]
     assert ids[0] == "refund-1" and len(ids) == len(set(ids))
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert all(-1.0 <= h.score <= 1.0 + 1e-5 for h in hits)
@@ -112,10 +112,10 @@ def test_the_real_encoder_path_runs(pipeline):
 
 def test_rebuilt_when_the_store_changes(pipeline):
     retriever = StaticRetriever(pipeline.settings, pipeline.store, pipeline.encoder, method="word2vec", refresh_s=0)
-    assert "gift-1" not in {h.group_id for h in retriever.search("선물 포장", k=10)}
+    assert "gift-1" not in {h.answer_id for h in retriever.search("선물 포장", k=10)}
     records = faq_records([FaqItem("선물 포장 되나요?", "gift-1", "네, 선물 포장이 가능합니다.")], source="faq.csv")
     pipeline.store.upsert(records, pipeline.encoder.encode_questions([r.text for r in records]))
-    assert retriever.search("선물 포장 되나요?", k=3)[0].group_id == "gift-1"
+    assert retriever.search("선물 포장 되나요?", k=3)[0].answer_id == "gift-1"
 
 
 def test_empty_store_and_bad_arguments(make_settings):

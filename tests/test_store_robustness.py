@@ -95,7 +95,7 @@ def test_cache_ids_unknown_to_the_store_are_skipped_and_the_cache_heals(make_set
     assert hits and "faq-phantom" not in {h.record_id for h in hits}
     assert "unknown to the store" in caplog.text
     assert "faq-phantom" not in pipeline.retriever.lexical.position  # rebuilt from the store, no restart
-    assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="hybrid")[0].group_id == "refund-1"
+    assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="hybrid")[0].answer_id == "refund-1"
 
 
 @pytest.mark.slow
@@ -246,7 +246,7 @@ def test_killed_server_gives_store_unavailable_quickly_then_recovers(make_settin
             assert time.monotonic() - started < 3
     with _chroma(tmp_path / "server-data", port):  # back, same data: the same objects work again
         assert _until_it_works(pipeline.store.count) == len(records)
-        assert pipeline.retriever.search("배송 택배 도착", mode="hybrid")[0].group_id == "ship-1"
+        assert pipeline.retriever.search("배송 택배 도착", mode="hybrid")[0].answer_id == "ship-1"
 
 
 @pytest.mark.server
@@ -269,5 +269,5 @@ def test_frozen_server_gives_store_unavailable_within_the_timeout_then_recovers(
                 assert time.monotonic() - started < timeout + 3
         finally:
             proc.send_signal(signal.SIGCONT)
-        assert _until_it_works(lambda: pipeline.retriever.search("배송 택배 도착", mode="hybrid"))[0].group_id == "ship-1"
+        assert _until_it_works(lambda: pipeline.retriever.search("배송 택배 도착", mode="hybrid"))[0].answer_id == "ship-1"
         assert Store(settings.store, pipeline.store.identity).count() == len(records)

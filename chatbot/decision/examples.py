@@ -106,7 +106,7 @@ def build_examples(
         if kind == "passage":
             label = int(str(top.hit.metadata.get("source", "")) == right)
         else:
-            label = int(right is not None and top.hit.group_key == right)
+            label = int(right is not None and top.hit.answer_key == right)
         pool = [c for c in ranking.hits if c.hit.record_id not in exclude]
         rows.append(candidate_features(ranking.question, ranking.tokens, ranked, 0, doc_freq, n, pool))
         labels.append(label)

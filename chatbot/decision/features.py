@@ -52,7 +52,7 @@ def candidate_features(
     weights = {t: idf(t, doc_freq, n_records) for t in unique}
     total = sum(weights.values())
     # other variants of the same FAQ that also rank high: several wordings agreeing is stronger evidence
-    siblings = sorted((r.fused for r in pool if r.hit.group_key == c.hit.group_key and r.hit.record_id != c.hit.record_id),
+    siblings = sorted((r.fused for r in pool if r.hit.answer_key == c.hit.answer_key and r.hit.record_id != c.hit.record_id),
                       reverse=True)
     support = sum(1 for f in siblings if f >= best_other)
     second = siblings[0] if siblings else c.fused - 0.1

@@ -179,7 +179,7 @@ def training_pairs(retriever, bundled: Sequence[str], max_pairs: int = 2000, see
 
     def nearest_other(question: str, exclude_key: str | None) -> str | None:
         for c in rank(retriever, question).grouped():
-            if c.hit.kind == "faq" and c.hit.group_key != exclude_key:
+            if c.hit.kind == "faq" and c.hit.answer_key != exclude_key:
                 return c.hit.text
         return None
 

@@ -77,4 +77,4 @@ def source_label(source: str) -> str:
 
 def hit_label(hit: Hit) -> str:
     """What a hit is judged by: the FAQ id, or for a document passage the file it came from."""
-    return source_label(str(hit.metadata.get("source", ""))) if hit.kind == "doc" else hit.group_id
+    return source_label(str(hit.metadata.get("source", ""))) if hit.kind == "doc" else hit.answer_id

@@ -104,7 +104,7 @@ class OperatorDesk:
         for hit in self._pipeline().retriever.search(text, k=5):
             if hit.kind == "faq":
                 main = str(hit.metadata.get("main_question") or hit.text)
-                return hit.group_id, main, round(float(hit.score), 4)
+                return hit.answer_id, main, round(float(hit.score), 4)
         return None
 
     def add_alternatives(

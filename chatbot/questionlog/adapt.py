@@ -22,8 +22,8 @@ def entry_from_answer(
     """`answer` is a chatbot.records.Answer; top holds the three best distinct FAQ/passage ids with scores."""
     top: list[tuple[str, float]] = []
     for hit in getattr(answer, "hits", ()):
-        if hit.group_id not in {rid for rid, _ in top}:
-            top.append((hit.group_id, float(hit.score)))
+        if hit.answer_id not in {rid for rid, _ in top}:
+            top.append((hit.answer_id, float(hit.score)))
         if len(top) == 3:
             break
     return QuestionEntry(
