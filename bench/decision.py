@@ -63,7 +63,7 @@ def sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
     settings = settings.with_overrides(store={"host": None, "path": str(folder / "chroma"), "collection": "faq",
                                               "cache_dir": str(folder / "cache")})
     ingest_paths(settings, "faq", [DATA / "faq.csv"])
-    ingest_paths(settings, "docs", [DATA / "docs"])
+    ingest_paths(settings, "doc", [DATA / "docs"])
     return open_pipeline(settings)
 
 

@@ -32,7 +32,7 @@ from ingest.records import chunk_records, faq_records
 
 log = logging.getLogger(__name__)
 
-IngestKind = Literal["faq", "docs"]
+IngestKind = Literal["faq", "doc"]  # the records' kinds; the CLI's `docs` subcommand is "doc"
 Progress = Callable[[float, str], Any]
 _READ_SHARE = 0.1  # progress fraction spent reading files; the rest is encoding + writing
 @dataclass
@@ -68,7 +68,7 @@ class IngestReport:
 # --------------------------------------------------------------------------------------------
 def expand_paths(kind: IngestKind, paths: Iterable[str | Path]) -> list[Path]:
     """Files as given; folders expanded recursively to the files of the kind's formats (sorted)."""
-    if kind == "docs":
+    if kind == "doc":
         return list(iter_document_files(paths))
     out: list[Path] = []
     for path in map(Path, paths):
@@ -92,7 +92,7 @@ def read_records(kind: IngestKind, path: Path, settings: Settings) -> tuple[list
 
 
 def _nothing_usable(kind: IngestKind, result: ReadResult) -> str:
-    if kind == "docs" and not result.rejected:
+    if kind == "doc" and not result.rejected:
         what = "텍스트를 찾지 못했습니다 (no text found; 스캔한 PDF라면 OCR이 필요합니다)"
     elif result.rejected:
         what = "사용할 수 있는 행이 없습니다 (no usable rows)" if kind == "faq" else "사용할 수 있는 내용이 없습니다 (nothing usable)"
@@ -161,7 +161,8 @@ def ingest_paths(
 ) -> IngestReport:
     """Read every file, then sync each readable source; the one function the CLI, web app and tests use.
 
-    - kind "faq": FAQ tables (.csv .tsv .jsonl .json .xlsx); kind "docs": documents, folders expanded.
+    - kind "faq": FAQ tables (.csv .tsv .jsonl .json .xlsx); kind "doc" ("docs" is accepted too): documents,
+      folders expanded.
     - A file that cannot be read (missing, undecodable, no question/answer columns, corrupt,
       unsupported) or gives nothing usable is reported as a rejection and its source is NOT synced,
       so a bad re-upload never wipes the good records already stored. Row-level rejections do not
@@ -178,8 +179,9 @@ def ingest_paths(
       (sources finished before it are complete; a rerun completes the rest).
     - Raises EncoderMismatchError (without rebuild) and the encoder's ModelNotFoundError.
     """
-    if kind not in ("faq", "docs"):
-        raise ValueError(f"kind must be 'faq' or 'docs', not {kind!r}")
+    kind = "doc" if kind == "docs" else kind  # type: ignore[assignment] - the CLI's subcommand name
+    if kind not in ("faq", "doc"):
+        raise ValueError(f"kind must be 'faq' or 'doc', not {kind!r}")
     report = IngestReport(kind=kind, dry_run=dry_run, rebuild=rebuild)
     say = progress or (lambda fraction, message: None)
     loaded, every_file_read = read_files(kind, paths, settings, report, say, should_stop)
@@ -267,19 +269,18 @@ def plan_sources(
 ) -> list[SyncPlan]:
     """Step 2: what to write and delete per source; with prune (a rebuild that read every file),
     sources of this kind absent from the run are planned away too. Counts go into the report."""
-    record_kind = "faq" if kind == "faq" else "doc"
     if kind == "faq":
         for note in faq_id_clashes(store, loaded):
             log.warning("%s", note)
             report.notes.append(note)
     plans: list[SyncPlan] = []
     for source, records in loaded.items():
-        plans.append(plan_sync(store, source, records, kind=record_kind, rejected=report.sources[source].rejected,
+        plans.append(plan_sync(store, source, records, kind=kind, rejected=report.sources[source].rejected,
                                reencode=report.rebuild))
     if prune:
         # the operator's edits live in the question-log database and are synced by the app, not by files
-        for source in sorted({s for s, _ in stored_groups(store, {"kind": record_kind}).values()} - set(loaded) - {OPERATOR_SOURCE}):
-            plans.append(plan_sync(store, source, [], kind=record_kind))
+        for source in sorted({s for s, _ in stored_groups(store, {"kind": kind}).values()} - set(loaded) - {OPERATOR_SOURCE}):
+            plans.append(plan_sync(store, source, [], kind=kind))
     for plan in plans:
         report.sources[plan.source] = plan.counts
     return plans

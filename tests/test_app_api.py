@@ -291,7 +291,7 @@ def test_uploads_are_sorted_into_faq_and_documents_by_extension():
     from chatbot.web.reports import split_by_kind
 
     kinds, unknown = split_by_kind([Path("a.csv"), Path("b.XLSX"), Path("guide.pdf"), Path("notes.md"), Path("x.exe")])
-    assert kinds == {"faq": [Path("a.csv"), Path("b.XLSX")], "docs": [Path("guide.pdf"), Path("notes.md")]}
+    assert kinds == {"faq": [Path("a.csv"), Path("b.XLSX")], "doc": [Path("guide.pdf"), Path("notes.md")]}
     assert unknown == [Path("x.exe")]
 
 

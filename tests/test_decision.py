@@ -189,7 +189,7 @@ def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tm
         store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
     )
     ingest_paths(settings, "faq", [DATA / "faq.csv"])
-    ingest_paths(settings, "docs", [DATA / "docs"])
+    ingest_paths(settings, "doc", [DATA / "docs"])
     pipeline = open_pipeline(settings)
     assert pipeline.answerer.prepare(300) is not None
     weather = pipeline.answerer.ask("오늘 서울 날씨 어때")

@@ -20,7 +20,7 @@ def e5_pipeline(e5_dir, tmp_path_factory):
     )
     report = ingest_paths(settings, "faq", [DATA / "faq.csv"])
     assert report.ok and report.totals()["added"] == 80
-    ingest_paths(settings, "docs", [DATA / "docs"])
+    ingest_paths(settings, "doc", [DATA / "docs"])
     return open_pipeline(settings)
 
 

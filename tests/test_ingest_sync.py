@@ -189,7 +189,7 @@ def test_rebuild_reencodes_this_kind_and_drops_its_other_sources(settings, tmp_p
     doc = tmp_path / "guide.txt"
     doc.write_text("배송 안내\n\n평일 오후 2시 전 주문은 당일 발송합니다.", encoding="utf-8")
     ingest_paths(settings, "faq", [a, b])
-    ingest_paths(settings, "docs", [doc])
+    ingest_paths(settings, "doc", [doc])
     partial = ingest_paths(settings, "faq", [a, tmp_path / "broken.csv"], rebuild=True)
     assert "b.csv" not in partial.sources and open_store(settings).sources()["b.csv"] == 1  # a failed file: no pruning
     report = ingest_paths(settings, "faq", [a], rebuild=True)
@@ -207,14 +207,14 @@ def test_encoder_change_needs_rebuild(settings, make_settings, tmp_path):
     doc = tmp_path / "guide.txt"
     doc.write_text("배송 안내입니다.", encoding="utf-8")
     ingest_paths(settings, "faq", [path])
-    ingest_paths(settings, "docs", [doc])
+    ingest_paths(settings, "doc", [doc])
     other = make_settings(model=build_tiny_model(tmp_path / "other-model"))
     with pytest.raises(EncoderMismatchError, match="--rebuild"):
         ingest_paths(other, "faq", [path])
     report = ingest_paths(other, "faq", [path], rebuild=True)
     assert report.notes and "re-ingest the other kind" in report.notes[0]
     assert counts(report, "faq.csv") == (4, 0, 0, 0, 0)
-    docs = ingest_paths(other, "docs", [doc], rebuild=True)  # the second kind, as the mismatch message says
+    docs = ingest_paths(other, "doc", [doc], rebuild=True)  # the second kind, as the mismatch message says
     assert counts(docs, "guide.txt") == (1, 0, 0, 0, 0) and not docs.notes
     assert open_store(other).sources() == {"faq.csv": RECORDS, "guide.txt": 1}
 
@@ -240,7 +240,7 @@ def test_docs_every_format_from_a_folder(settings, tmp_path):
     write_hwpx(folder / "sub" / "공지.hwpx", [["공지사항", "설 연휴에는 배송이 쉽니다."]])
     write_pdf(folder / "반품.pdf", [["반품 안내", "수령 후 7일 이내에 반품할 수 있습니다."], ["교환은 1회 무료입니다."]])
     (folder / "사진.png").write_bytes(b"\x89PNG")
-    report = ingest_paths(settings, "docs", [folder])
+    report = ingest_paths(settings, "doc", [folder])
     assert set(report.sources) == {"배송안내.txt", "약관.md", "멤버십.html", "개인정보.docx", "공지.hwpx", "반품.pdf"}
     assert all(c.added >= 1 and not c.error for c in report.sources.values()) and report.ok
     pdf = stored(settings, {"source": "반품.pdf"})
@@ -253,7 +253,7 @@ def test_docs_every_format_from_a_folder(settings, tmp_path):
     expected = load_encoder(settings.encoder).encode_passages([h.text for h in records.values()])
     assert np.allclose(np.stack([vectors[i] for i in records]), expected, atol=1e-5)  # passages, not questions
 
-    again = ingest_paths(settings, "docs", [folder])
+    again = ingest_paths(settings, "doc", [folder])
     assert again.totals()["written"] == 0 and again.totals()["unchanged"] == report.totals()["added"]
 
 
@@ -264,7 +264,7 @@ def test_docs_unsupported_file_and_duplicate_names(settings, tmp_path):
     (tmp_path / "b" / "guide.txt").write_text("두 번째 안내문입니다.", encoding="utf-8")
     old = tmp_path / "old.hwp"
     old.write_bytes(b"HWP")
-    report = ingest_paths(settings, "docs", [tmp_path / "a", tmp_path / "b", old])
+    report = ingest_paths(settings, "doc", [tmp_path / "a", tmp_path / "b", old])
     assert report.sources["guide.txt"].added == 1 and report.sources["guide.txt"].rejected == 1
     reasons = [str(r) for r in report.rejected]
     assert any("duplicate file name" in r for r in reasons) and any(r.startswith("old.hwp: ") and "unsupported" in r for r in reasons)
@@ -274,15 +274,15 @@ def test_docs_unsupported_file_and_duplicate_names(settings, tmp_path):
 def test_docs_bad_reupload_keeps_stored_chunks(settings, tmp_path):
     doc = tmp_path / "guide.docx"
     write_docx(doc)
-    ingest_paths(settings, "docs", [doc])
+    ingest_paths(settings, "doc", [doc])
     before = stored(settings)
     for label, content in {"corrupt": b"PK\x03\x04 broken", "empty": b""}.items():
         doc.write_bytes(content)
-        report = ingest_paths(settings, "docs", [doc])
+        report = ingest_paths(settings, "doc", [doc])
         assert report.sources["guide.docx"].error and report.rejected, label
         assert stored(settings) == before, label
     blank_pdf = write_pdf(tmp_path / "scan.pdf", [[], []])
-    report = ingest_paths(settings, "docs", [blank_pdf])
+    report = ingest_paths(settings, "doc", [blank_pdf])
     assert "no text found" in str(report.rejected[0]) and report.store_count is None
 
 

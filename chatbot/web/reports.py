@@ -31,12 +31,12 @@ def summarise_report(*reports: IngestReport) -> str:
 
 
 def split_by_kind(paths: Sequence[Path]) -> tuple[dict[str, list[Path]], list[Path]]:
-    """Uploaded files → {"faq": […], "docs": […]} by extension (the two sets do not overlap), plus the unknown."""
+    """Uploaded files → {"faq": […], "doc": […]} by extension (the two sets do not overlap), plus the unknown."""
     kinds: dict[str, list[Path]] = {}
     unknown: list[Path] = []
     for path in paths:
         suffix = path.suffix.lower()
-        kind = "faq" if suffix in FAQ_SUFFIXES else "docs" if suffix in DOC_SUFFIXES else None
+        kind = "faq" if suffix in FAQ_SUFFIXES else "doc" if suffix in DOC_SUFFIXES else None
         if kind is None:
             unknown.append(path)
         else:

@@ -116,7 +116,7 @@ class Service:
 
     def _seed(self, pipeline: Pipeline) -> None:
         """First start with an empty store: the sample FAQ and documents, with logged progress."""
-        jobs = [("faq", self.settings.app.sample_faq, "샘플 FAQ"), ("docs", self.settings.app.sample_docs, "샘플 문서")]
+        jobs = [("faq", self.settings.app.sample_faq, "샘플 FAQ"), ("doc", self.settings.app.sample_docs, "샘플 문서")]
         for kind, paths, label in jobs:
             found = [p for p in (resolve_path(p) for p in paths) if p.exists()]
             missing = [str(p) for p in paths if not resolve_path(p).exists()]
