@@ -18,9 +18,11 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -146,6 +148,16 @@ class Encoder:
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         return self._encode([self.settings.passage_prefix + self.prepare(t) for t in texts], show_progress)
+
+    def encode_records(self, records: Sequence[Any], show_progress: bool = False) -> np.ndarray:
+        """Stored records as ingestion encodes them: FAQ questions as questions, document chunks as passages
+        (the one place that picks the prefix by a record's kind)."""
+        vectors = np.zeros((len(records), self.dimension), dtype=np.float32)
+        for kind, encode in (("faq", self.encode_questions), ("doc", self.encode_passages)):
+            rows = [i for i, r in enumerate(records) if (r.kind == "faq") == (kind == "faq")]
+            if rows:
+                vectors[rows] = encode([records[i].text for i in rows], show_progress)
+        return vectors
 
     @property
     def micro_batcher(self) -> MicroBatcher[str] | None:

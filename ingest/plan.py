@@ -164,11 +164,7 @@ def apply_plan(
         for start in range(0, len(todo), batch_size):
             _check_stop(should_stop)
             batch = todo[start : start + batch_size]
-            encoded = []
-            for kind in dict.fromkeys(r.kind for r in batch):
-                part = [r for r in batch if r.kind == kind]
-                encode = encoder.encode_questions if kind == "faq" else encoder.encode_passages
-                encoded.append((part, encode([r.text for r in part])))
+            encoded = [(batch, encoder.encode_records(batch))]
             _finish(pending, on_written)
             pending = writer.submit(_write, store, encoded)
         _finish(pending, on_written)

@@ -6,8 +6,10 @@ import pytest
 
 from chatbot.answer import QuestionError
 from chatbot.pipeline import open_pipeline
-from chatbot.records import Hit, Record, content_hash
+from chatbot.records import Hit, Record
 from chatbot.retrieval import group_hits, with_doc_offset
+from ingest.items import FaqEntry
+from ingest.records import faq_records as ingest_faq_records
 
 FAQS = [
     ("ship-1", "배송", "배송은 얼마나 걸리나요?", ["택배는 언제 도착해요?"], "주문 후 2~3일 안에 도착합니다."),
@@ -18,13 +20,11 @@ FAQS = [
 
 
 def faq_records() -> list[Record]:
-    records = []
-    for faq_id, category, question, alternatives, answer in FAQS:
-        for variant, text in enumerate([question, *alternatives]):
-            meta = {"faq_id": faq_id, "question": text, "main_question": question, "answer": answer,
-                    "category": category, "variant": variant, "content_hash": content_hash(text, answer)}
-            records.append(Record(f"faq-{content_hash(faq_id, text)}", text, "faq", "faq.csv", meta))
-    return records
+    """The FAQS rows as ingestion turns them into records."""
+    return ingest_faq_records(
+        FaqEntry(question, answer, "faq.csv", line, faq_id, tuple(alternatives), category)
+        for line, (faq_id, category, question, alternatives, answer) in enumerate(FAQS, start=2)
+    )
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
 
 import numpy as np
 
@@ -22,6 +22,8 @@ from chatbot.pipeline import Pipeline, open_pipeline
 from chatbot.records import Record, content_hash
 from chatbot.settings import Settings
 from chatbot.store import Store, StoredRecords
+from ingest.items import FaqEntry
+from ingest.records import faq_records as ingest_faq_records
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +230,7 @@ def upsert_encoded(store: Store, encoder: Encoder, records: Sequence[Record], ba
     """Encode as ingestion does (FAQ questions with the question prefix, chunks with the passage prefix)."""
     for start in range(0, len(records), batch):
         part = list(records[start : start + batch])
-        vectors = np.zeros((len(part), encoder.dimension), dtype=np.float32)
-        faq = [i for i, r in enumerate(part) if r.kind == "faq"]
-        doc = [i for i, r in enumerate(part) if r.kind != "faq"]
-        if faq:
-            vectors[faq] = encoder.encode_questions([part[i].text for i in faq])
-        if doc:
-            vectors[doc] = encoder.encode_passages([part[i].text for i in doc])
-        store.upsert(part, vectors)
+        store.upsert(part, encoder.encode_records(part))
 
 
 @dataclass(frozen=True)
@@ -249,23 +244,18 @@ class FaqItem:
 
 
 def faq_records(items: Iterable[FaqItem], source: str = "evaluation") -> list[Record]:
-    """One record per item, shaped like ingested FAQ records (faq_id, question, main_question, answer…).
-
-    The first item of a group is its main question. Duplicate (group, question) rows collapse.
-    """
-    records: dict[str, Record] = {}
-    main: dict[str, str] = {}
+    """FaqItems as ingested FAQ records (the same function ingestion uses): the first item of a group is
+    its main question and gives the answer and category; the group's other questions are its alternatives
+    (a repeated question once)."""
+    groups: dict[str, list[FaqItem]] = {}
     for item in items:
-        main.setdefault(item.group, item.question)
-        digest = content_hash(source, item.group, item.question, item.answer, item.category or "")
-        meta: dict[str, Any] = {
-            "faq_id": item.group, "question": item.question, "main_question": main[item.group],
-            "answer": item.answer, "content_hash": digest,
-        }
-        if item.category:
-            meta["category"] = item.category
-        records.setdefault(f"faq-{digest}", Record(f"faq-{digest}", item.question, "faq", source, meta))
-    return list(records.values())
+        groups.setdefault(item.group, []).append(item)
+    entries = []
+    for line, (group, members) in enumerate(groups.items(), start=1):
+        first = members[0]
+        alternatives = tuple(dict.fromkeys(m.question for m in members[1:] if m.question != first.question))
+        entries.append(FaqEntry(first.question, first.answer, source, line, group, alternatives, first.category))
+    return ingest_faq_records(entries)
 
 
 def temporary_pipeline(
