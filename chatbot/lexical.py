@@ -241,7 +241,7 @@ class LexicalIndex:
 
     def hit(self, i: int, score: float) -> Hit:
         meta = self.records.metadatas[i]
-        return Hit(self.records.ids[i], self.columns.texts[i], meta.get("kind", "faq"), score, meta)
+        return Hit.of(self.records.ids[i], self.columns.texts[i], meta, score)
 
 
 def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:

@@ -39,6 +39,12 @@ class Hit:
     score: float
     metadata: dict[str, Any]
 
+    @classmethod
+    def of(cls, record_id: str, text: str | None, metadata: dict[str, Any] | None, score: float) -> "Hit":
+        """A stored record (id, text, metadata as Chroma and the BM25 cache hold them) with a score."""
+        meta = metadata or {}
+        return cls(record_id=record_id, text=text or "", kind=meta.get("kind", "faq"), score=score, metadata=meta)
+
     @property
     def answer_id(self) -> str:
         """What the user is given: the FAQ id for FAQ hits, the record id for document chunks (what

@@ -303,8 +303,7 @@ class StaticRetriever:
             scores = np.where(mask, scores, -np.inf)
         order = np.argsort(-scores)[: self.settings.retrieval.candidates]
         hits = [
-            Hit(index.records.ids[i], index.records.texts[i], index.records.metadatas[i].get("kind", "faq"),
-                float(scores[i]), index.records.metadatas[i])
+            Hit.of(index.records.ids[i], index.records.texts[i], index.records.metadatas[i], float(scores[i]))
             for i in order
             if np.isfinite(scores[i]) and scores[i] > 0
         ]

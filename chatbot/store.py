@@ -386,7 +386,7 @@ class Store:
             query_embeddings=[vector], n_results=k, where=where, include=["documents", "metadatas", "distances"]
         )
         return [
-            _hit(i, d, m, 1.0 - float(dist))
+            Hit.of(i, d, m, 1.0 - float(dist))
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
         ]
 
@@ -400,7 +400,7 @@ class Store:
     def hits(self, ids: list[str]) -> dict[str, Hit]:
         """Stored records by id (score 0), for ids a derived cache does not know yet; unknown ids are left out."""
         got = self._get_known(ids, ["documents", "metadatas"])
-        return {i: _hit(i, d, m, 0.0) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+        return {i: Hit.of(i, d, m, 0.0) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
 
     @_guarded
     def vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
@@ -435,11 +435,6 @@ class Store:
             for key in out:
                 out[key].extend(got[key] if key == "ids" else list(got[key]))
         return out
-
-
-def _hit(record_id: str, document: str | None, metadata: dict[str, Any] | None, score: float) -> Hit:
-    meta = metadata or {}
-    return Hit(record_id=record_id, text=document or "", kind=meta.get("kind", "faq"), score=score, metadata=meta)
 
 
 def _clean_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
