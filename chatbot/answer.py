@@ -17,7 +17,7 @@ from typing import Any
 from chatbot.decision import DecisionModel, DecisionProvider, choose
 from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
-from chatbot.retrieval import Candidates, Mode, Retriever
+from chatbot.retrieval import Candidates, Mode, Retriever, SearchBackend
 from chatbot.settings import AnswerSettings
 from chatbot.text import is_meaningful, normalise
 
@@ -32,7 +32,7 @@ class QuestionError(ValueError):
 class Answerer:
     """Decides on the retriever's best hits: answer, clarify with candidates, or fallback with suggestions."""
 
-    retriever: Retriever
+    retriever: SearchBackend
     settings: AnswerSettings
     decision: DecisionProvider | None = field(default=None)
 
@@ -62,11 +62,11 @@ class Answerer:
         text = self.validate(question)
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
-        mode = mode or self.retriever.settings.retrieval.mode
+        mode = mode or self.retriever.default_mode
         model = self.decision.current() if self.decision is not None and mode in DECISION_MODES else None
-        if model is not None and self.model_beats_threshold(model):
+        if model is not None and isinstance(self.retriever, Retriever) and self.model_beats_threshold(model):
             # one retrieval gives both the hits and the score parts the model reads
-            k = k or self.retriever.settings.retrieval.top_k
+            k = k or self.retriever.top_k
             ranking = self.retriever.candidates(text, k, {"category": category} if category else None)
             if ranking.hits:
                 return self.decide_with_model(text, ranking, model, k)

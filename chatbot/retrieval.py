@@ -7,7 +7,7 @@ import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -54,8 +54,28 @@ class Candidates:
         return [replace(by_id[h.record_id], hit=h) for h in group_hits([c.hit for c in by_id.values()], k)]
 
 
+class SearchBackend(Protocol):
+    """What the Answerer needs of a ranker: the Retriever, or the static-vector baseline of the evaluation."""
+
+    @property
+    def default_mode(self) -> str: ...
+
+    @property
+    def top_k(self) -> int: ...
+
+    def search(self, question: str, k: int | None = None, mode: Any = None, category: str | None = None) -> list[Hit]: ...
+
+
 class Retriever:
     """Ranks stored records for a question; every entry point goes through search()."""
+
+    @property
+    def default_mode(self) -> str:
+        return self.settings.retrieval.mode
+
+    @property
+    def top_k(self) -> int:
+        return self.settings.retrieval.top_k
 
     def __init__(self, settings: Settings, encoder: Encoder, store: Store, refresh_s: float = 30.0) -> None:
         self.settings = settings

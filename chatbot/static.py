@@ -234,7 +234,13 @@ class _StaticIndex:
 
 
 class StaticRetriever:
-    """Ranks stored records by cosine of static sentence vectors; same search() as Retriever."""
+    """Ranks stored records by cosine of static sentence vectors; same search() as Retriever (a SearchBackend)."""
+
+    default_mode = "static"
+
+    @property
+    def top_k(self) -> int:
+        return self.settings.retrieval.top_k
 
     def __init__(
         self,

@@ -180,7 +180,7 @@ def build_runners(pipeline: Pipeline, modes: Sequence[str], adapted_model: str |
             from chatbot.static import StaticRetriever
 
             static = StaticRetriever(pipeline.settings, pipeline.store, pipeline.encoder)
-            runners.append(ModeRunner(mode, Answerer(static, pipeline.settings.answer), "static"))  # type: ignore[arg-type]
+            runners.append(ModeRunner(mode, Answerer(static, pipeline.settings.answer), "static"))
         elif mode == "adapted":
             if not adapted_model:
                 raise ValueError("mode `adapted` needs --adapted-model DIR (an encoder folder, e.g. a fine-tuned model)")
