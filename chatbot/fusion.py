@@ -11,8 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from chatbot.operator.sourcename import OPERATOR_SOURCE
-from chatbot.records import Hit
+from chatbot.records import OPERATOR_SOURCE, Hit
 
 
 def fuse(cosine: np.ndarray | float, lexical: np.ndarray | float, weight: float) -> np.ndarray:

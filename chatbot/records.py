@@ -7,6 +7,11 @@ from typing import Any, Literal
 
 Kind = Literal["faq", "doc"]
 
+# The store source of the operator's FAQs (chatbot/operator keeps them in the database and syncs them).
+# Its FAQ with id X shadows FAQ X of every other source in search (chatbot.fusion.group_hits), so an
+# edited copy of a spreadsheet's FAQ replaces it without touching the spreadsheet.
+OPERATOR_SOURCE = "operator-edits.jsonl"
+
 
 def content_hash(*parts: str) -> str:
     """Stable id material: the same content always gives the same id, so re-ingestion is a no-op."""

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from chatbot.encoder import Encoder, load_encoder
-from chatbot.operator.sourcename import OPERATOR_SOURCE
-from chatbot.records import Record
+from chatbot.records import OPERATOR_SOURCE, Record
 from ingest.items import ReadResult, Rejection
 from chatbot.settings import Settings
 from chatbot.store import Store

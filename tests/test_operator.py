@@ -13,7 +13,7 @@ from chatbot.operator.clustering import cluster_vectors
 from chatbot.operator.export import to_csv, to_xlsx
 from chatbot.pipeline import open_pipeline
 from chatbot.questionlog import FeedbackEntry, QuestionEntry
-from chatbot.operator.sourcename import OPERATOR_SOURCE
+from chatbot.records import OPERATOR_SOURCE
 from chatbot.web.service import Service
 from ingest.sync import ingest_paths
 from tests.helpers import FAQ_ROWS, write_faq

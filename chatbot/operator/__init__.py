@@ -10,19 +10,7 @@ the original spreadsheet and reach every replica through the shared store.
 """
 from __future__ import annotations
 
-from typing import Any
+from chatbot.operator.desk import OperatorActionError, OperatorDesk, desk_of
+from chatbot.operator.labels import list_out_of_scope
 
 __all__ = ["OperatorActionError", "OperatorDesk", "desk_of", "list_out_of_scope"]
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy exports: the search core imports chatbot.operator.sourcename without loading the desk (and the models)."""
-    if name in ("OperatorActionError", "OperatorDesk", "desk_of"):
-        from chatbot.operator import desk
-
-        return getattr(desk, name)
-    if name == "list_out_of_scope":
-        from chatbot.operator.labels import list_out_of_scope
-
-        return list_out_of_scope
-    raise AttributeError(name)

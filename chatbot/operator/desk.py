@@ -23,7 +23,7 @@ from chatbot.operator.inbox import Cluster, build_clusters, inbox_questions
 from chatbot.operator.knowledge import FaqItem, item_of, items_from_metadata, merged, search
 from chatbot.operator.labels import LabelKind, label_questions, list_out_of_scope, question_texts
 from chatbot.operator.source import sync_operator_source
-from chatbot.operator.sourcename import OPERATOR_SOURCE
+from chatbot.records import OPERATOR_SOURCE
 from chatbot.text import normalise
 
 MAX_ANSWER_CHARS = 20_000

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatbot.operator.edits import OperatorFaq
-from chatbot.operator.sourcename import OPERATOR_SOURCE
+from chatbot.records import OPERATOR_SOURCE
 
 
 @dataclass(frozen=True)

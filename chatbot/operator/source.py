@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.operator.edits import OperatorFaq
-from chatbot.operator.sourcename import OPERATOR_SOURCE
+from chatbot.records import OPERATOR_SOURCE
 
 
 def source_rows(faqs: Sequence[OperatorFaq]) -> list[dict[str, Any]]:
