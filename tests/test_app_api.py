@@ -324,3 +324,14 @@ def test_chat_history_from_the_client_keeps_only_text():
     assert clean_history(history) == [
         {"role": "user", "content": "배송"}, {"role": "assistant", "content": "<p>답</p>"}, {"role": "user", "content": "평문"},
     ]
+
+
+def test_a_lone_clarify_candidate_is_topped_up_with_related_questions():
+    from chatbot.web.render import follow_ups
+
+    lone = Answer(type="clarify", answer="혹시 이 질문을 찾으셨나요?", score=0.9, p=0.35,
+                  candidates=({"question": "배송 조회는 어떻게 하나요?", "faq_id": "ship-003", "p": 0.35},),
+                  suggestions=("배송 조회는 어떻게 하나요?", "어느 택배사로 배송되나요?", "주말에도 배송되나요?", "넷째"))
+    assert follow_ups(lone) == [
+        ("배송 조회는 어떻게 하나요?", "ship-003"), ("어느 택배사로 배송되나요?", None), ("주말에도 배송되나요?", None),
+    ]

@@ -59,7 +59,10 @@ def follow_ups(answer: Answer) -> list[tuple[str, str | None]]:
     the clarify candidates, else (on a fallback) the suggestions."""
     candidates = getattr(answer, "candidates", ()) or ()
     if answer.type == "clarify" and candidates:
-        return [(str(c["question"]), c.get("faq_id")) for c in candidates if c.get("question")]
+        offered = [(str(c["question"]), c.get("faq_id")) for c in candidates if c.get("question")]
+        shown = {text for text, _ in offered}  # a lone candidate is topped up with the related questions
+        offered += [(s, None) for s in answer.suggestions if s not in shown][: max(0, 3 - len(offered))]
+        return offered
     if answer.type == "fallback":
         return [(s, None) for s in answer.suggestions]
     return []
