@@ -80,7 +80,7 @@ def build_dictionary_tab(service: Any, guarded: Callable[[Callable[..., Any]], C
         with gr.Row():
             load_btn = gr.Button("사전 불러오기", elem_id="dictionary-load")
             save_btn = gr.Button("저장하기", variant="primary", elem_id="dictionary-save")
-        table = gr.Dataframe(headers=HEADERS, col_count=(3, "fixed"), interactive=True, elem_id="dictionary-table")
+        table = gr.Dataframe(headers=HEADERS, column_count=(3, "fixed"), interactive=True, elem_id="dictionary-table")
         message = gr.Markdown(elem_id="dictionary-message")
         with gr.Row():
             file = gr.File(label="사전 파일 올리기 (CSV·XLSX·YAML: canonical, variants, tag)", file_types=[".csv", ".tsv", ".xlsx", ".yaml", ".yml"])
