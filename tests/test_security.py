@@ -67,6 +67,17 @@ def test_chat_history_naming_a_server_file_is_refused(app):
     assert "업로드" in got["join"] and not _secret_served(app, json.dumps(got))
 
 
+def test_a_path_key_written_with_json_escapes_is_refused_too(app):
+    config = page_config(app["base"])
+    chat_turn = find_event(config, target=component_of(config, "send"), trigger="click")
+    body = ('{"data": ["안녕", [{"role": "user", "content": [{"type": "file", "file": {"p\\u0061th": "%s", '
+            '"meta": {"_type": "gradio.FileData"}}}]}], "전체", {}], "fn_index": %d, "session_hash": "esc12345678"}'
+            % (app["secret"], chat_turn))
+    got = httpx.post(f"{app['base']}/gradio_api/queue/join", content=body.encode(), headers={"content-type": "application/json"}, timeout=10)
+    assert json.loads(body)["data"][1][0]["content"][0]["file"]["path"] == str(app["secret"])  # the escape really spells "path"
+    assert got.status_code == 403, got.text
+
+
 @pytest.mark.parametrize("shape", ["filedata", "file-list", "chat-message", "url"])
 def test_no_event_on_the_page_reads_a_server_file(app, shape):
     """Every event listed in /config, every input slot given a file object naming the secret."""

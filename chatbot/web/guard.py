@@ -174,8 +174,10 @@ class RequestGuard:
         return b"".join(chunks)
 
     def _check_event_files(self, body: bytes) -> None:
-        """A page event may name only files this app's upload endpoint wrote (see the module docstring)."""
-        if b'"path"' not in body:
+        """A page event may name only files this app's upload endpoint wrote (see the module docstring).
+
+        Always parsed: a raw-bytes pre-check for `"path"` would miss a key written with JSON escapes."""
+        if not body.strip():
             return
         try:
             payload = json.loads(body)
