@@ -16,8 +16,8 @@ from sqlalchemy import Engine, select
 from chatbot.operator.analytics import Analytics, compute_analytics, summary_markdown
 from chatbot.operator.labels import labelled_examples
 from chatbot.operator.period import parse_since
-from chatbot.questionlog.db import open_engine
-from chatbot.questionlog.schema import migrate, questions
+from chatbot.questionlog.factory import migrated_engine
+from chatbot.questionlog.schema import questions
 from chatbot.settings import Settings, load_settings
 from chatbot.spreadsheet_safety import safe_csv_writer
 
@@ -93,19 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-clusters", action="store_true", help="skip the unanswered clusters (no model load)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    engine = open_engine(settings.log.url)
     try:
-        migrate(engine)
-        if args.command == "export-questions":
-            out = args.out or Path("var/labelled_questions.csv")
-            print(f"{export_questions(engine, out):,} labelled questions → {out}")
-        else:
-            path = write_report(settings, engine, args.since or "", args.out or Path("var/report"), not args.no_clusters)
-            print(f"report → {path}")
-    except ValueError as exc:
+        with migrated_engine(settings) as engine:
+            if args.command == "export-questions":
+                out = args.out or Path("var/labelled_questions.csv")
+                print(f"{export_questions(engine, out):,} labelled questions → {out}")
+            else:
+                path = write_report(settings, engine, args.since or "", args.out or Path("var/report"), not args.no_clusters)
+                print(f"report → {path}")
+    except ValueError as exc:  # e.g. an unreadable --since
         parser.error(str(exc))
-    finally:
-        engine.dispose()
     return 0
 
 

@@ -104,12 +104,7 @@ def running_app(tmp: Path, env: dict[str, str], timeout_s: float = 120) -> Itera
             wait_healthy(base, timeout_s, proc, log_path)
             yield {"base": base, "log": log_path, "proc": proc, "tmp": tmp, "env": env}
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout_s=15)
 
 
 # --- Gradio events over raw HTTP -------------------------------------------------------------------
@@ -194,10 +189,11 @@ def start_chroma(folder: Path, port: int | None = None, timeout_s: float = 60) -
     raise AssertionError(f"chroma server did not start: {(folder / f'chroma-{port}.log').read_text(errors='replace')[-2000:]}")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen, timeout_s: float = 10) -> None:
+    """Terminate, and kill what does not stop in time."""
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

@@ -9,10 +9,9 @@ import argparse
 import json
 from datetime import datetime, timedelta, timezone
 
-from chatbot.questionlog.db import open_engine
+from chatbot.questionlog.factory import migrated_engine
 from chatbot.questionlog.reader import stats
 from chatbot.questionlog.retention import purge
-from chatbot.questionlog.schema import migrate
 from chatbot.settings import load_settings
 
 
@@ -26,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = load_settings()
-    engine = open_engine(settings.log.url)
-    try:
-        migrate(engine)
+    with migrated_engine(settings) as engine:
         if args.command == "purge":
             days = settings.log.retention_days if args.days is None else args.days
             result = purge(engine, days)
@@ -36,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             since = datetime.now(timezone.utc) - timedelta(days=args.days)
             print(json.dumps(stats(engine, since).__dict__, ensure_ascii=False, indent=2))
-    finally:
-        engine.dispose()
     return 0
 
 

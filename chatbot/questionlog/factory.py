@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.engine import Engine
 
 from chatbot.questionlog.db import open_engine
 from chatbot.questionlog.importer import import_feedback_jsonl
@@ -32,3 +36,14 @@ def open_log(settings: Settings, *, start: bool = True) -> QuestionLog | None:
         retention_days=cfg.retention_days,
         start=start,
     )
+
+
+@contextmanager
+def migrated_engine(settings: Settings) -> Iterator[Engine]:
+    """The log database at its current schema, for a command's run (no writer thread, no import)."""
+    engine = open_engine(settings.log.url)
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
