@@ -95,9 +95,11 @@ def test_hybrid_finds_a_record_written_after_the_cache_was_checked(pipeline):
     record = Record("faq-new", "적립금은 언제 사라지나요?", "faq", "faq.csv",
                     {"faq_id": "point-1", "question": "적립금은 언제 사라지나요?", "answer": "1년 뒤 소멸합니다.", "kind": "faq"})
     pipeline.store.upsert([record], pipeline.encoder.encode_questions([record.text]))
-    best = pipeline.retriever.search(record.text, mode="hybrid")[0]
-    assert best.record_id == "faq-new" and best.metadata["answer"] == "1년 뒤 소멸합니다."
-    assert best.score > 0.9
+    found = {c.hit.record_id: c for c in pipeline.retriever.candidates(record.text).hits}
+    assert "faq-new" not in pipeline.retriever.lexical.position  # still unknown to the cache
+    new = found["faq-new"]
+    assert new.hit.metadata["answer"] == "1년 뒤 소멸합니다." and new.hit.text == record.text
+    assert new.cosine > 0.99 and new.lexical == 0.0
 
 
 def test_group_hits_keeps_best_variant():
