@@ -168,6 +168,11 @@ class Positions(Mapping[str, int]):
         found = (self.sorted[i] == probe) & (self.raw[rows] == raw_ids)
         return np.where(found, rows, -1).astype(np.int64)
 
+    def lookup(self, ids: Sequence[str]) -> list[int]:
+        """Position of each id, −1 for ids not here: what a question needs for its ~50 candidates in one
+        vectorised search (per-id lookups cost ~10 µs each in Python)."""
+        return self.rows_of(id_array(ids)).tolist() if len(ids) else []
+
     def __contains__(self, record_id: object) -> bool:
         return self._find(record_id) >= 0
 

@@ -23,6 +23,7 @@ from chatbot.text import correct_spacing
 
 __all__ = ["MODES", "Candidate", "Candidates", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
 log = logging.getLogger(__name__)
+VECTOR_CACHE_SIZE = 50_000  # ≈ 75 MB of e5-small vectors
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Retriever:
         self._stale = False
         self._rebuilt_at = float("-inf")
         self._lock = threading.Lock()
+        self._vectors: tuple[str, dict[str, np.ndarray]] = ("", {})
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical")
 
     # --- lexical cache ----------------------------------------------------------------------------
@@ -191,19 +193,19 @@ class Retriever:
     @staticmethod
     def _lexical_of(index: LexicalIndex, scores: np.ndarray, hits: list[Hit]) -> list[float]:
         """Each hit's BM25 coverage (0 for a record the cache does not know yet)."""
-        position = index.position
-        return [float(scores[position[h.record_id]]) if h.record_id in position else 0.0 for h in hits]
+        rows = index.position.lookup([h.record_id for h in hits])
+        return [float(scores[row]) if row >= 0 else 0.0 for row in rows]
 
     # --- the steps of a hybrid question (public so bench/speed.py can time them) -------------------
     def dense_hits(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
         """Chroma's nearest ids with their texts from the derived cache (same content: ids are content
         hashes); records written after the cache was last checked are read from Chroma."""
-        position = index.position
-        fetched = self.store.hits([i for i, _ in nearest if i not in position])
+        rows = index.position.lookup([i for i, _ in nearest])
+        fetched = self.store.hits([i for (i, _), row in zip(nearest, rows) if row < 0]) if min(rows, default=0) < 0 else {}
         out = {}
-        for record_id, cosine in nearest:
-            if record_id in position:
-                out[record_id] = index.hit(position[record_id], cosine)
+        for (record_id, cosine), row in zip(nearest, rows):
+            if row >= 0:
+                out[record_id] = index.hit(row, cosine)
             elif record_id in fetched:
                 out[record_id] = replace(fetched[record_id], score=cosine)
         return out
@@ -220,12 +222,27 @@ class Retriever:
     def cosines(self, ids: list[str], vector: np.ndarray) -> dict[str, float]:
         """Cosines of stored records with the question vector; ids the store cannot read are skipped
         (logged) and the lexical cache that named them is marked stale."""
-        vectors = self.store.vectors(ids)
-        if len(vectors) < len(ids):
+        cache = self._vector_cache()
+        missing = [i for i in ids if i not in cache]
+        fetched = self.store.vectors(missing) if missing else {}
+        if len(fetched) < len(missing):
             log.warning("%d ids from the lexical cache are unknown to the store; skipped, cache marked stale",
-                        len(ids) - len(vectors))
+                        len(missing) - len(fetched))
             self.mark_stale()
+        if len(cache) + len(fetched) > VECTOR_CACHE_SIZE:
+            cache.clear()
+        cache.update(fetched)
+        vectors = {i: cache[i] for i in ids if i in cache}
         if not vectors:
             return {}
         matrix = np.stack(list(vectors.values()))
         return dict(zip(vectors, (matrix @ vector).tolist()))
+
+    def _vector_cache(self) -> dict[str, np.ndarray]:
+        """Vectors of keyword-only candidates already read from the store, kept until the store changes
+        (the same candidates come back question after question; a Chroma get costs milliseconds)."""
+        index = self._lexical
+        fingerprint = index.fingerprint if index is not None else ""
+        if self._vectors[0] != fingerprint:
+            self._vectors = (fingerprint, {})
+        return self._vectors[1]

@@ -90,6 +90,14 @@ class DecisionProvider:
             parts.append(f"verifier={verifying.MAX_LENGTH},{','.join(verifying.NAMES)},{verifying.VERSION}")
         return hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()[:20]
 
+    @property
+    def status(self) -> str:
+        """building (a model is being trained now) | ready (one answers) | waiting (none yet): for /api/health."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return "building"
+        return "ready" if self._model is not None else "waiting"
+
     def current(self) -> DecisionModel | None:
         """Never blocks on training: the fresh model, else the previous one while a new one builds, else None."""
         with self._lock:

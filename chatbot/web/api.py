@@ -204,6 +204,7 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
                 "encoder": pipeline.encoder.model_id,
                 "dimension": pipeline.encoder.dimension,
                 "mode": service.mode,
+                "decision": pipeline.answerer.decision.status if pipeline.answerer.decision is not None else "off",
             }
         )
 
