@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chatbot import fusion
+from chatbot.batching import MicroBatcher
 from chatbot.encoder import Encoder
 from chatbot.fusion import group_hits, kth_score, with_doc_offset
 from chatbot.lexical import LexicalIndex, load_or_build, top_positions
@@ -24,6 +25,7 @@ from chatbot.text import correct_spacing
 __all__ = ["MODES", "Candidate", "Candidates", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
 log = logging.getLogger(__name__)
 VECTOR_CACHE_SIZE = 50_000  # ≈ 75 MB of e5-small vectors
+NEAREST_WAIT_MS = 0.5  # the questions of one encoder batch reach Chroma within a fraction of a millisecond
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Retriever:
         self._rebuilt_at = float("-inf")
         self._lock = threading.Lock()
         self._vectors: tuple[str, dict[str, np.ndarray]] = ("", {})
+        self._nearest_batcher: tuple[int, MicroBatcher] | None = None
+        self._batcher_lock = threading.Lock()
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical")
 
     # --- lexical cache ----------------------------------------------------------------------------
@@ -168,7 +172,7 @@ class Retriever:
         # The kiwi + BM25 side runs in a thread while the encoder works (torch computes outside the GIL).
         lexical_job = self._side.submit(self._query_scores, index, question, where)
         vector = self.encoder.encode_questions([question])[0]
-        nearest = self.store.nearest(vector, candidates, where)
+        nearest = self._nearest(vector, candidates) if where is None else self.store.nearest(vector, candidates, where)
         dense = list(self.dense_hits(index, nearest).values())
         tokens, scores = lexical_job.result()
         cosines = [h.score for h in dense]
@@ -189,6 +193,19 @@ class Retriever:
         )
         out += [Candidate(h, extra_cosines[h.record_id], min(float(scores[i]), 1.0)) for h, i in zip(more, found)]
         return tokens, out
+
+    def _nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Store.nearest, with the vectors of concurrent questions sent to Chroma in one call (the
+        encoder's micro-batch hands them out together)."""
+        if self.settings.encoder.micro_batch_max <= 1:
+            return self.store.nearest(vector, k)
+        with self._batcher_lock:
+            if self._nearest_batcher is None or self._nearest_batcher[0] != k:
+                self._nearest_batcher = (k, MicroBatcher(
+                    lambda vectors: self.store.nearest_many(vectors, k), self.settings.encoder.micro_batch_max,
+                    NEAREST_WAIT_MS, name="chroma-batcher"))
+            batcher = self._nearest_batcher[1]
+        return batcher(vector)
 
     @staticmethod
     def _lexical_of(index: LexicalIndex, scores: np.ndarray, hits: list[Hit]) -> list[float]:

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,11 +390,16 @@ class Store:
             for i, d, m, dist in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])
         ]
 
-    @_guarded
     def nearest(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """Ids and cosines only: half the cost of query() when the caller has the texts already."""
-        got = self._collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
-        return [(i, 1.0 - float(dist)) for i, dist in zip(got["ids"][0], got["distances"][0])]
+        return self.nearest_many([vector], k, where)[0]
+
+    @_guarded
+    def nearest_many(self, vectors: Sequence[np.ndarray], k: int, where: dict[str, Any] | None = None
+                     ) -> list[list[tuple[str, float]]]:
+        """nearest() of several vectors in one Chroma call (its per-call cost is most of a small query)."""
+        got = self._collection.query(query_embeddings=list(vectors), n_results=k, where=where, include=["distances"])
+        return [[(i, 1.0 - float(d)) for i, d in zip(ids, dists)] for ids, dists in zip(got["ids"], got["distances"])]
 
     @_guarded
     def hits(self, ids: list[str]) -> dict[str, Hit]:
