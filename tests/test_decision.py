@@ -287,18 +287,3 @@ def test_verifier_trains_saves_loads_and_adds_its_features(make_settings, tmp_pa
     # without the setting the fingerprint differs: a verifier model is never handed to a plain one
     assert DecisionProvider(pipeline.retriever, verifier=False).fingerprint() != model.fingerprint
 
-
-def test_rewordings_keep_the_key_words_and_drop_particles_and_endings():
-    import random
-
-    from chatbot.decision.rewording import key_words, reworded
-
-    assert key_words("비회원으로도 주문할 수 있나요?") == ["비회원", "주문"]
-    assert key_words("무통장입금은 언제까지 입금해야 하나요?")[0] == "무통장입금"
-    rng = random.Random(0)
-    for question in ("주문 후 배송지를 변경할 수 있나요?", "현금영수증은 어떻게 발급받나요?", "신용카드 무이자 할부가 가능한가요?"):
-        text = reworded(question, rng)
-        assert text and text != question and "를" not in text.split()[0]
-        words = text.split()
-        assert sum(w in key_words(question) for w in words) >= 2  # at most one key word dropped
-    assert reworded("안녕하세요", rng) is None  # fewer than two key words: nothing to reword

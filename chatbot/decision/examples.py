@@ -21,12 +21,11 @@ import numpy as np
 
 from chatbot.decision.candidates import Ranking, rank
 from chatbot.decision.features import candidate_features
-from chatbot.decision.rewording import reworded
 from chatbot.retrieval import Retriever
 from chatbot.text import split_sentences
 
 NEAR_DUPLICATE = 0.97  # a bundled "out-of-scope" question this close to a stored one is the store's topic
-IN_SCOPE_KINDS = ("variant", "reworded", "passage")
+IN_SCOPE_KINDS = ("variant", "passage")
 PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
 PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
 VERIFIED = 3  # candidates per row kept for the verifier (the Answerer scores up to answer.clarify_candidates)
@@ -84,7 +83,6 @@ def build_examples(
     rng = random.Random(seed)
     if len(askable) > max_variants:
         askable = rng.sample(askable, max_variants)
-    rewordable = variants if len(variants) <= max_variants else rng.sample(variants, max_variants)
     if len(chunks) * PASSAGE_QUESTIONS > max_variants:
         chunks = rng.sample(chunks, max(max_variants // PASSAGE_QUESTIONS, 1))
 
@@ -121,13 +119,6 @@ def build_examples(
     for record_id, text, key in askable:
         ranking = rank(retriever, text)
         add(ranking, {record_id}, key, key, "variant")
-        add(ranking, set(group_of[key]), None, key, "faq-removed")
-    for record_id, text, key in rewordable:
-        question = reworded(text, rng)
-        if question is None:
-            continue
-        ranking = rank(retriever, question)
-        add(ranking, set(), key, key, "reworded")
         add(ranking, set(group_of[key]), None, key, "faq-removed")
     for record_id, text, source in chunks:
         for question in passage_questions(text):

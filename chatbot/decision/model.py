@@ -21,7 +21,7 @@ from chatbot.decision.features import NAMES, candidate_features
 from chatbot.decision.verifier import NAMES as VERIFIER_NAMES
 from chatbot.decision.verifier import candidate_text, feature_rows
 
-FORMAT = 3  # 3: training rows include rewordings
+FORMAT = 2
 
 
 @dataclass
