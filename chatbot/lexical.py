@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _FORMAT = 2
 _FETCH_BATCH = 2000  # ids per Chroma get when reading new records
 _MASKS_KEPT = 64  # category filters remembered per index
+_DECODED_KEPT = 20_000  # decoded records remembered per index for building hits
 _SAVE_AFTER = 1000  # big caches: records tokenised since the disk cache was written before it is rewritten
 _SAVE_ALWAYS_BELOW = 100_000  # smaller caches are rewritten after every change (well under a second)
 
@@ -71,6 +72,7 @@ class LexicalIndex:
     def __post_init__(self) -> None:
         self.token_key = self.token_key or tokeniser_key(self.typos)
         self._masks: dict[str, np.ndarray] = {}
+        self._decoded: dict[int, tuple[str, str, dict[str, Any]]] = {}
 
     @classmethod
     def build(cls, records: StoredRecords | IndexedRecords, settings: LexicalSettings, fingerprint: str,
@@ -240,8 +242,15 @@ class LexicalIndex:
         return found
 
     def hit(self, i: int, score: float) -> Hit:
-        meta = self.records.metadatas[i]
-        return Hit.of(self.records.ids[i], self.columns.texts[i], meta, score)
+        """Record i as a hit. Decoded rows are kept (bounded): the same few hundred records come back
+        question after question, and decoding one costs more than the rest of building its hit. The
+        metadata dict is shared between hits of the same record, which never change it."""
+        row = self._decoded.get(i)
+        if row is None:
+            if len(self._decoded) >= _DECODED_KEPT:
+                self._decoded.clear()
+            row = self._decoded[i] = (self.records.ids[i], self.columns.texts[i], self.records.metadatas[i])
+        return Hit.of(row[0], row[1], row[2], score)
 
 
 def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:

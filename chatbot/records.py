@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["faq", "doc"]
@@ -43,6 +43,7 @@ class Hit:
     kind: Kind
     score: float
     metadata: dict[str, Any]
+    _answer_key: str = field(init=False, repr=False, compare=False, default="")
 
     @classmethod
     def of(cls, record_id: str, text: str | None, metadata: dict[str, Any] | None, score: float) -> "Hit":
@@ -56,12 +57,16 @@ class Hit:
         evaluation compares, and what 👍/👎 rate)."""
         return str(self.metadata.get("faq_id") or self.record_id)
 
+    def __post_init__(self) -> None:
+        # computed once: grouping and the decision features ask for it hundreds of times per question
+        faq_id = self.metadata.get("faq_id")
+        object.__setattr__(self, "_answer_key", f"{self.metadata.get('source', '')}::{faq_id}" if faq_id else self.record_id)
+
     @property
     def answer_key(self) -> str:
         """The answer_id made unique across files (source + FAQ id: two files may both number FAQs 1, 2, 3…);
         retrieval keeps one hit per answer_key."""
-        faq_id = self.metadata.get("faq_id")
-        return f"{self.metadata.get('source', '')}::{faq_id}" if faq_id else self.record_id
+        return self._answer_key
 
 
 @dataclass(frozen=True)
