@@ -341,3 +341,11 @@ def test_entry_from_answer_maps_outcome_top_and_p() -> None:
     assert (entry.outcome, entry.channel, entry.p, entry.session) == ("answer", "api", 0.88, "s")
     assert list(entry.top) == [("7", 0.95), ("3", 0.8), ("5", 0.7)]
     assert entry_from_answer("q", Answer(type="doc", answer="a", score=0.1), channel="web").outcome == "passage"
+
+
+def test_ids_are_distinct_random_hex_across_reads():
+    from chatbot.questionlog.writer import _RandomIds
+
+    ids = _RandomIds(per_read=4)
+    made = [ids() for _ in range(50)]  # 13 reads of the random source
+    assert len(set(made)) == 50 and all(len(i) == 32 and int(i, 16) >= 0 for i in made)

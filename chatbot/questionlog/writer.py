@@ -1,6 +1,6 @@
 """QuestionLog: record() costs microseconds on the request path; a background thread writes in batches.
 
-The id is a uuid4 made by the caller's thread, so feedback can name its question before the row
+The id (128 random bits, hex) is made by the caller's thread, so feedback can name its question before the row
 exists. Entries go on a bounded queue; when it is full the entry is dropped with a (rate-limited)
 warning instead of blocking a request. The writer masks, then inserts a batch per transaction every
 `interval_s` or `batch_size` entries. Feedback naming a question the database does not have yet
@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Union
@@ -30,6 +30,26 @@ from chatbot.questionlog.schema import feedback, questions
 log = logging.getLogger(__name__)
 
 WARN_EVERY_S = 10.0
+
+
+class _RandomIds:
+    """32-hex-digit ids of 128 bits from the OS's random source, read 256 at a time: one read per id
+    (uuid4) is a system call, and under load every one of them is a round trip for the GIL."""
+
+    def __init__(self, per_read: int = 256) -> None:
+        self.per_read = per_read
+        self._lock = threading.Lock()
+        self._pool: list[str] = []
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._pool:
+                raw = os.urandom(16 * self.per_read)
+                self._pool = [raw[i: i + 16].hex() for i in range(0, len(raw), 16)]
+            return self._pool.pop()
+
+
+new_id = _RandomIds()
 
 
 @dataclass
@@ -93,7 +113,7 @@ class QuestionLog:
         return self._put(entry)
 
     def _put(self, entry: QuestionEntry | FeedbackEntry) -> str:
-        item_id = uuid.uuid4().hex
+        item_id = new_id()
         if self._closed:
             return item_id
         try:
