@@ -68,6 +68,7 @@ class LexicalIndex:
     token_key: str = ""
     build_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     unsaved: int = 0  # records tokenised since the disk cache was last written (they would be redone after a restart)
+    revision: str = ""  # the store revision read before this index was last synced with it
 
     def __post_init__(self) -> None:
         self.token_key = self.token_key or tokeniser_key(self.typos)
@@ -106,6 +107,17 @@ class LexicalIndex:
         index.unsaved = self.unsaved + len(new.ids)
         return index
 
+    def appended(self, new: StoredRecords, settings: LexicalSettings, fingerprint: str) -> "LexicalIndex":
+        """This index plus the records of `new` it does not hold yet (a held id is the same content)."""
+        fresh = [j for j, row in enumerate(self.position.lookup(new.ids)) if row < 0]
+        ids, texts = [new.ids[j] for j in fresh], [new.texts[j] for j in fresh]
+        log.info("BM25 cache update: %d records written since the last check, %d new tokenised", len(new.ids), len(ids))
+        columns = self.columns.extended(ids, texts, [new.metadatas[j] for j in fresh])
+        tokens = self.tokens.extended(_tokenise(texts, self.typos))
+        index = LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
+        index.unsaved = self.unsaved + len(ids)
+        return index
+
     def __len__(self) -> int:
         return len(self.columns)
 
@@ -135,7 +147,7 @@ class LexicalIndex:
         old = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
         try:
             meta = {"format": _FORMAT, "fingerprint": self.fingerprint, "typos": self.typos,
-                    "token_key": self.token_key, "build_id": self.build_id, "k1": self.matrix.k1}
+                    "token_key": self.token_key, "build_id": self.build_id, "k1": self.matrix.k1, "revision": self.revision}
             vocab = TextColumn.of(self.tokens.vocab)
             np.savez(tmp / "records.npz", meta=_json_array(meta), token_ptr=self.tokens.ptr, token_ids=self.tokens.ids,
                      **vocab.arrays("vocab"), **self.columns.arrays())
@@ -172,7 +184,7 @@ class LexicalIndex:
             return None
         tokens = TokenTable(list(TextColumn.from_arrays(data, "vocab")), data["token_ptr"], data["token_ids"])
         index = cls(RecordColumns.from_arrays(data), tokens, matrix, meta["fingerprint"], bool(meta["typos"]),
-                    meta["token_key"], meta["build_id"])
+                    meta["token_key"], meta["build_id"], revision=str(meta.get("revision", "")))
         problem = index.inconsistency()
         if problem:
             log.warning("Ignoring the BM25 cache in %s: %s", folder, problem)
@@ -303,6 +315,15 @@ def fetch_records(store: Store, ids: list[str]) -> StoredRecords:
     return out
 
 
+def _appended_since(base: LexicalIndex, store: Store, settings: LexicalSettings, fingerprint: str) -> LexicalIndex | None:
+    """base plus the records written since its revision: one filtered read instead of listing every id
+    (seconds at 1M records). Enough when it accounts for the store's count (nothing deleted meanwhile);
+    None for a store written before records carried stamps."""
+    if not base.revision.isdigit():
+        return None
+    return base.appended(store.written_since(int(base.revision)), settings, fingerprint)
+
+
 def load_or_build(
     store: Store, settings: LexicalSettings, typos: bool = False, current: LexicalIndex | None = None,
     rebuild: bool = False,
@@ -329,7 +350,10 @@ def load_or_build(
         log.info("Building the kiwi-BM25 index from %d stored records", count)
         index = LexicalIndex.build(store.all_records(), settings, fingerprint, typos)
     else:
-        index = base.updated(store.ids(), lambda ids: fetch_records(store, ids), settings, fingerprint)
+        index = _appended_since(base, store, settings, fingerprint) or base
+        if len(index) != count or index is base:  # something was deleted too (or no stamps): list every id
+            index = index.updated(store.ids(), lambda ids: fetch_records(store, ids), settings, fingerprint)
+    index.revision = revision
     log.info("BM25 index of %d records ready in %.2fs", len(index), time.perf_counter() - started)
     # A few new records are not worth rewriting a 1M-record cache (~2 s) inside a question: a process
     # starting from the older cache tokenises just those again.

@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import threading
-import uuid
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _IDENTITY_KEYS = ("encoder_model", "encoder_dimension", "encoder_question_prefix", "encoder_passage_prefix", "encoder_input")
 _WRITE_BATCH = 1000
+WRITTEN = "written"  # metadata key: the revision stamp of the write that stored the record
 OWNER_FILE = ".faqbot-owner.lock"
 _T = TypeVar("_T")
 
@@ -268,14 +269,17 @@ class Store:
     # --- writes ---------------------------------------------------------------------------------
     @_guarded
     def upsert(self, records: list[Record], vectors: np.ndarray) -> None:
-        self._bump_revision()
+        """Every record carries the write's stamp (metadata `written`), so a cache can read just what
+        was written since it last looked (written_since) instead of listing every id."""
+        stamp = self._bump_revision()
         for start in range(0, len(records), _WRITE_BATCH):
             batch = records[start : start + _WRITE_BATCH]
             self._collection.upsert(
                 ids=[r.id for r in batch],
                 documents=[r.text for r in batch],
                 embeddings=vectors[start : start + _WRITE_BATCH],
-                metadatas=[_clean_metadata({**r.metadata, "kind": r.kind, "source": r.source}) for r in batch],
+                metadatas=[_clean_metadata({**r.metadata, "kind": r.kind, "source": r.source, WRITTEN: stamp})
+                           for r in batch],
             )
         self._bump_revision()
 
@@ -289,9 +293,19 @@ class Store:
             self._collection.delete(ids=ids[start : start + _WRITE_BATCH])
         self._bump_revision()
 
-    def _bump_revision(self) -> None:
-        """Before and after each write, so a reader never pairs new content with an old revision."""
-        self._set_metadata(revision=uuid.uuid4().hex)
+    def _bump_revision(self) -> int:
+        """Before and after each write, so a reader never pairs new content with an old revision. The
+        revision is a nanosecond clock stamp, kept above the previous one (another replica's clock may lag)."""
+        previous = str((self._collection.metadata or {}).get("revision", ""))
+        stamp = max(time.time_ns(), int(previous) + 1 if previous.isdigit() else 0)
+        self._set_metadata(revision=str(stamp))
+        return stamp
+
+    @_guarded
+    def written_since(self, stamp: int) -> StoredRecords:
+        """Records whose write began at or after `stamp` (a revision read before the caller last synced;
+        records of older stores without stamps never match)."""
+        return self._records({WRITTEN: {"$gte": stamp}})
 
     @_guarded
     def reset(self) -> None:
@@ -343,10 +357,13 @@ class Store:
         return [i for page, _, _ in self._pages(None, include=[], page=50_000) for i in page]
 
     def all_records(self) -> StoredRecords:
+        return self._records(None)
+
+    def _records(self, where: dict[str, Any] | None) -> StoredRecords:
         ids: list[str] = []
         texts: list[str] = []
         metas: list[dict[str, Any]] = []
-        for page_ids, page_metas, page_docs in self._pages(None, include=["metadatas", "documents"]):
+        for page_ids, page_metas, page_docs in self._pages(where, include=["metadatas", "documents"]):
             ids.extend(page_ids)
             metas.extend(m or {} for m in page_metas)
             texts.extend(d or "" for d in page_docs)

@@ -172,3 +172,27 @@ def test_big_caches_are_rewritten_only_after_many_new_records(make_settings, mon
         on_disk = LexicalIndex.load(cache_folder(settings.store))
         assert (on_disk.fingerprint == index.fingerprint) == (i != 1), i  # built: saved; +1: waits; +2: saved
     assert index.unsaved == 0 and len(LexicalIndex.load(cache_folder(settings.store))) == 3
+
+
+def test_new_records_are_read_by_their_write_stamp_without_listing_every_id(make_settings, monkeypatch):
+    """Adding records (nothing deleted) reads only what was written since the last sync: store.ids(),
+    seconds at 1M records, is not called; a deletion still goes through the full listing."""
+    settings = make_settings()
+    encoder = load_encoder(settings.encoder)
+    store = Store(settings.store, encoder.identity())
+    first = [Record(f"r{i}", text, "faq", "f.csv", {"faq_id": f"f{i}"}) for i, (text, _) in enumerate(TEXTS.values())]
+    store.upsert(first, encoder.encode_questions([r.text for r in first]))
+    index = load_or_build(store, SETTINGS)
+    assert index.revision == store.state()[1] and index.revision.isdigit()
+
+    listed: list[int] = []
+    real_ids = store.ids
+    monkeypatch.setattr(store, "ids", lambda: listed.append(1) or real_ids())
+    new = Record("r-new", "적립금은 언제 소멸되나요?", "faq", "f.csv", {"faq_id": "new"})
+    store.upsert([new], encoder.encode_questions([new.text]))
+    updated = load_or_build(store, SETTINGS, current=index)
+    assert not listed and len(updated) == len(first) + 1
+    assert updated.search("적립금 소멸", 1)[0].record_id == "r-new"
+    store.delete(["r0"])
+    after_delete = load_or_build(store, SETTINGS, current=updated)
+    assert listed and "r0" not in after_delete.position and len(after_delete) == len(first)
