@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _FORMAT = 2
 _FETCH_BATCH = 2000  # ids per Chroma get when reading new records
 _MASKS_KEPT = 64  # category filters remembered per index
+_STAMP_MARGIN_NS = 5 * 10**9  # records written up to 5 s before the last sync are read again (held ids are skipped)
 _DECODED_KEPT = 20_000  # decoded records remembered per index for building hits
 _SAVE_AFTER = 1000  # big caches: records tokenised since the disk cache was written before it is rewritten
 _SAVE_ALWAYS_BELOW = 100_000  # smaller caches are rewritten after every change (well under a second)
@@ -321,7 +322,8 @@ def _appended_since(base: LexicalIndex, store: Store, settings: LexicalSettings,
     None for a store written before records carried stamps."""
     if not base.revision.isdigit():
         return None
-    return base.appended(store.written_since(int(base.revision)), settings, fingerprint)
+    since = int(base.revision) - _STAMP_MARGIN_NS  # writes in flight at the last sync, and another replica's slower clock
+    return base.appended(store.written_since(since), settings, fingerprint)
 
 
 def load_or_build(

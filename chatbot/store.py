@@ -296,7 +296,8 @@ class Store:
     def _bump_revision(self) -> int:
         """Before and after each write, so a reader never pairs new content with an old revision. The
         revision is a nanosecond clock stamp, kept above the previous one (another replica's clock may lag)."""
-        previous = str((self._collection.metadata or {}).get("revision", ""))
+        fresh = self._client.get_collection(self.settings.collection, embedding_function=None)  # another replica's write
+        previous = str((fresh.metadata or {}).get("revision", ""))
         stamp = max(time.time_ns(), int(previous) + 1 if previous.isdigit() else 0)
         self._set_metadata(revision=str(stamp))
         return stamp
