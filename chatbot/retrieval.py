@@ -194,6 +194,11 @@ class Retriever:
         out += [Candidate(h, extra_cosines[h.record_id], min(float(scores[i]), 1.0)) for h, i in zip(more, found)]
         return tokens, out
 
+    @property
+    def nearest_batcher(self) -> MicroBatcher | None:
+        """The running Chroma-query micro-batcher (``calls``/``items`` show how much batching happened), if any."""
+        return self._nearest_batcher[1] if self._nearest_batcher else None
+
     def _nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """Store.nearest, with the vectors of concurrent questions sent to Chroma in one call (the
         encoder's micro-batch hands them out together)."""

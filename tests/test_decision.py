@@ -105,7 +105,9 @@ def small(make_settings, tmp_path):
 def test_trains_from_a_small_store_and_rebuilds_when_the_store_changes(small):
     provider = small.answerer.decision
     assert isinstance(provider, DecisionProvider)
+    assert provider.status in ("waiting", "building")  # /api/health shows it
     model = provider.wait(120)
+    assert provider.status == "ready"
     assert model is not None and provider.path.exists()
     assert model.fingerprint == provider.fingerprint()
     assert model.info["rows_variant"] == 15 and model.info["rows_bundled"] > 0  # tiny model: many look like near duplicates

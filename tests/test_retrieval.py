@@ -167,3 +167,34 @@ def test_candidates_expose_score_parts_and_group_like_search(pipeline, make_sett
     # leaving out the exact variant (the decision model's training) keeps the same FAQ through its alternative
     again = ranking.grouped(5, exclude={top.hit.record_id})
     assert top.hit.answer_id == "ship-1" and again[0].hit.record_id != top.hit.record_id
+
+
+def test_concurrent_questions_share_chroma_queries_and_get_their_own_results(pipeline):
+    """Vectors of questions asked together go to Chroma in one query; each asker gets its own ranking."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["배송은 얼마나 걸리나요?", "환불은 어떻게 받나요?", "비밀번호를 잊어버렸어요", "쿠폰은 어디에서 입력하나요?"] * 6
+    alone = {q: [h.record_id for h in pipeline.retriever.search(q, mode="hybrid")] for q in set(questions)}
+    with ThreadPoolExecutor(12) as pool:
+        together = list(pool.map(lambda q: [h.record_id for h in pipeline.retriever.search(q, mode="hybrid")], questions))
+    assert together == [alone[q] for q in questions]
+    batcher = pipeline.retriever.nearest_batcher
+    assert batcher is not None and batcher.items >= len(questions)  # every one went through the batcher
+    vectors = pipeline.encoder.encode_questions(questions[:4])
+    assert pipeline.store.nearest_many(list(vectors), 5) == [pipeline.store.nearest(v, 5) for v in vectors]
+
+
+def test_keyword_only_candidates_vectors_are_read_once_until_the_store_changes(pipeline, monkeypatch):
+    ids = list(pipeline.retriever.lexical.records.ids)
+    vector = pipeline.encoder.encode_questions(["배송"])[0]
+    reads: list[int] = []
+    real = pipeline.store.vectors
+    monkeypatch.setattr(pipeline.store, "vectors", lambda wanted: reads.append(len(wanted)) or real(wanted))
+    first = pipeline.retriever.cosines(ids, vector)
+    assert pipeline.retriever.cosines(ids, vector) == first and reads == [len(ids)]
+    record = Record("faq-new", "적립금은 언제 사라지나요?", "faq", "faq.csv", {"faq_id": "point-1", "kind": "faq"})
+    pipeline.store.upsert([record], pipeline.encoder.encode_questions([record.text]))
+    pipeline.retriever.refresh()
+    pipeline.retriever.search("적립금", mode="lexical")  # the cache sees the change
+    pipeline.retriever.cosines(ids, vector)
+    assert reads == [len(ids), len(ids)]  # read again: the store changed
