@@ -9,7 +9,8 @@ EXIT_FATAL = 2
 def expected_errors() -> tuple[type[BaseException], ...]:
     """Errors whose message already says what to do (imported lazily: the model stack is heavy)."""
     from chatbot.encoder import ModelNotFoundError
-    from chatbot.store import EncoderMismatchError, StoreInUseError, StoreUnavailableError
+    from chatbot.store import EncoderMismatchError, StoreUnavailableError
+    from chatbot.store_claim import StoreInUseError
 
     return (EncoderMismatchError, ModelNotFoundError, StoreInUseError, StoreUnavailableError)
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return fatal(f"경로가 없습니다 (not found): {', '.join(missing)}")
 
     from chatbot.settings import load_settings
-    from chatbot.store import claimed
+    from chatbot.store_claim import claimed
     from ingest.sync import ingest_paths
 
     try:

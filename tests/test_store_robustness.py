@@ -20,9 +20,8 @@ from chatbot.lexical import LexicalIndex, cache_folder, load_or_build
 from chatbot.pipeline import open_pipeline
 from chatbot.records import Record
 from chatbot.settings import PROJECT_ROOT
-from chatbot.store import (
-    OWNER_FILE, Store, StoreInUseError, StoreUnavailableError, StoredRecords, claim_store, release_store,
-)
+from chatbot.store import Store, StoreUnavailableError, StoredRecords
+from chatbot.store_claim import OWNER_FILE, StoreInUseError, claim_store, release_store
 from tests.test_retrieval import faq_records
 
 CSV = "id,question,answer\nnew-1,적립금은 언제 사라지나요?,1년 뒤 소멸합니다.\nnew-2,포인트 소멸 기간이 궁금해요,1년입니다.\n"
@@ -147,7 +146,7 @@ def test_cli_ingest_refuses_a_store_claimed_by_a_running_app(make_settings, tmp_
     env = _env(settings)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom chatbot.settings import load_settings\n"
-         "from chatbot.store import claim_store\nclaim_store(load_settings().store)\nprint('claimed', flush=True)\n"
+         "from chatbot.store_claim import claim_store\nclaim_store(load_settings().store)\nprint('claimed', flush=True)\n"
          "time.sleep(120)"],
         env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
