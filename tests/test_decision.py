@@ -289,3 +289,24 @@ def test_verifier_trains_saves_loads_and_adds_its_features(make_settings, tmp_pa
     # without the setting the fingerprint differs: a verifier model is never handed to a plain one
     assert DecisionProvider(pipeline.retriever, verifier=False).fingerprint() != model.fingerprint
 
+
+
+def test_operator_labels_become_training_rows_and_a_new_label_rebuilds(small):
+    """Questions the operator labelled in the inbox ("right answer" / "not for us") are learnt from."""
+    provider = small.answerer.decision
+    first = provider.wait(120)
+    labels: list[tuple[str, str]] = []
+    provider.use_labels(lambda: list(labels))
+    assert provider.fingerprint() == first.fingerprint  # no labels yet: the same model
+    labels += [("택배 보내면 며칠 걸림", "ship"), ("주식 시세 알려줘", ""), ("오늘 점심 메뉴 추천", ""),
+               ("배송비는 얼마인가요?", "ship")]  # the last is stored itself: no evidence, skipped
+    assert provider.fingerprint() != first.fingerprint
+    rebuilt = provider.wait(120)
+    assert rebuilt.fingerprint == provider.fingerprint() != first.fingerprint
+    assert rebuilt.info["rows_labelled"] == 1 and rebuilt.info["rows_not-for-us"] == 2
+
+    def unreadable() -> list[tuple[str, str]]:
+        raise OSError("question log unreachable")
+
+    provider.use_labels(unreadable)
+    assert provider.labels() == [] and provider.fingerprint() == first.fingerprint  # answers on without them

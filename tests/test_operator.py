@@ -159,3 +159,20 @@ def test_export_round_trips_through_ingestion(service, make_settings, tmp_path):
         key = lambda i: (i.faq_id, i.question, i.answer, i.category, i.alternatives)  # noqa: E731
         assert sorted(map(key, again)) == sorted(map(key, items))
         pipeline.store.close()
+
+
+def test_the_decision_model_reads_the_operators_labels(make_settings, tmp_path):
+    settings = make_settings(answer={"decision_model": True})
+    service = Service(settings, open_pipeline(settings, claim=False))
+    try:
+        service.ingest("faq", [write_faq(tmp_path / "faq.csv")])
+        desk = desk_of(service)
+        provider = service.pipeline.answerer.decision
+        before = provider.fingerprint()
+        assert desk.not_for_us([log_question(service, UNKNOWN)]) == 1
+        assert desk.right_answer([log_question(service, "환불 받을래요", outcome="clarify")], "refund-1") == 1
+        assert sorted(provider.labels()) == sorted([(UNKNOWN, ""), ("환불 받을래요", "refund-1")])
+        assert provider.fingerprint() != before  # the next check rebuilds the model with them
+    finally:
+        service.questions.close()
+        service.pipeline.store.close()

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import json
@@ -19,7 +20,7 @@ import json
 import numpy as np
 
 from chatbot.decision import verifier as verifying
-from chatbot.decision.examples import build_examples
+from chatbot.decision.examples import MAX_LABELLED, build_examples
 from chatbot.decision.features import NAMES
 from chatbot.decision.model import FORMAT, DecisionModel, mix_weights
 from chatbot.decision.negatives import bundled_digest, bundled_out_of_scope
@@ -75,6 +76,22 @@ class DecisionProvider:
         self._thread: threading.Thread | None = None
         self._failed: str | None = None
         self.last_build_s: float | None = None
+        self._labels: Callable[[], Sequence[tuple[str, str]]] | None = None
+
+    def use_labels(self, source: Callable[[], Sequence[tuple[str, str]]]) -> None:
+        """Learn from the operators' labels too: source() gives (question, FAQ id meant; "" = not for us),
+        oldest first (the question log). A new label changes the fingerprint, so the model is rebuilt."""
+        self._labels = source
+
+    def labels(self) -> list[tuple[str, str]]:
+        """The operators' labels now (none when there is no source or it cannot be read)."""
+        if self._labels is None:
+            return []
+        try:
+            return list(self._labels())[-MAX_LABELLED:]
+        except Exception as exc:  # noqa: BLE001 - an unreachable log must not stop the decision
+            log.warning("Could not read the operators' labels for the decision model: %s: %s", type(exc).__name__, exc)
+            return []
 
     def fingerprint(self) -> str:
         """Store content + everything that changes the features (fusion settings, encoder, the operator's
@@ -86,6 +103,9 @@ class DecisionProvider:
             f"sp={s.text.spacing_correction}", f"k1={s.lexical.k1}", f"b={s.lexical.b}",
             f"dict={dictionary_fingerprint()}", bundled_digest(), f"v{FORMAT}", ",".join(NAMES), f"max={self.max_variants}", f"share={self.in_scope_share}",
         ]
+        labels = self.labels()
+        if labels:
+            parts.append("labels=" + hashlib.sha1(repr(labels).encode("utf-8")).hexdigest())
         if self.verifier:
             parts.append(f"verifier={verifying.MAX_LENGTH},{','.join(verifying.NAMES)},{verifying.VERSION}")
         return hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()[:20]
@@ -135,7 +155,7 @@ class DecisionProvider:
         """Train from the store now (in the caller's thread) and save beside the store."""
         fingerprint = fingerprint or self.fingerprint()
         started = time.perf_counter()
-        examples = build_examples(self.retriever, bundled_out_of_scope(), self.max_variants)
+        examples = build_examples(self.retriever, bundled_out_of_scope(), self.max_variants, labelled=self.labels())
         if len(set(examples.y.tolist())) < 2:
             raise ValueError(f"need both right and wrong top candidates to train; got {len(examples.y)} rows of one kind")
         weights = mix_weights(examples.in_scope, self.in_scope_share)

@@ -10,11 +10,16 @@ in scope (what a user of the store asks):
 out of scope (label 0):
   faq-removed  the same variant asked with its whole FAQ removed (the nearest wrong FAQ);
   bundled      the bundled out-of-scope questions against the full store.
+labelled by the operators (the question log; the newest MAX_LABELLED):
+  labelled     a logged question with the FAQ the operator said it meant: right when that FAQ comes first;
+  not-for-us   a logged question the operator marked out of scope (label 0).
+Labelled questions that are now stored themselves (added as an alternative) teach nothing and are skipped.
 Big stores are bounded by sampling variants and passages (max_variants).
 """
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +27,11 @@ import numpy as np
 from chatbot.decision.candidates import Ranking, rank
 from chatbot.decision.features import candidate_features
 from chatbot.retrieval import Retriever
-from chatbot.text import split_sentences
+from chatbot.text import normalise, split_sentences
 
 NEAR_DUPLICATE = 0.97  # a bundled "out-of-scope" question this close to a stored one is the store's topic
-IN_SCOPE_KINDS = ("variant", "passage")
+IN_SCOPE_KINDS = ("variant", "passage", "labelled")
+MAX_LABELLED = 5000
 PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
 PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
 VERIFIED = 3  # candidates per row kept for the verifier (the Answerer scores up to answer.clarify_candidates)
@@ -62,8 +68,10 @@ def passage_questions(text: str, n: int = PASSAGE_QUESTIONS) -> list[str]:
 
 
 def build_examples(
-    retriever: Retriever, bundled: tuple[str, ...], max_variants: int = 1500, seed: int = 0
+    retriever: Retriever, bundled: tuple[str, ...], max_variants: int = 1500, seed: int = 0,
+    labelled: Sequence[tuple[str, str]] = (),
 ) -> Examples:
+    """labelled: (question, the FAQ id the operator said it meant; "" = not for us), oldest first."""
     index = retriever.lexical
     records = index.records
     doc_freq, n = index.doc_freq, max(len(records.ids), 1)
@@ -105,6 +113,8 @@ def build_examples(
             return  # ... and an FAQ a document's sentence
         if kind == "passage":
             label = int(str(top.hit.metadata.get("source", "")) == right)
+        elif kind == "labelled":
+            label = int(top.hit.answer_id == right)
         else:
             label = int(right is not None and top.hit.answer_key == right)
         pool = [c for c in ranking.hits if c.hit.record_id not in exclude]
@@ -128,5 +138,10 @@ def build_examples(
         if ranking.hits and max(c.cosine for c in ranking.hits) >= NEAR_DUPLICATE:
             continue
         add(ranking, set(), None, f"bundled-{i % 50}", "bundled")
+    for i, (question, faq_id) in enumerate(list(labelled)[-MAX_LABELLED:]):
+        ranking = rank(retriever, question)
+        if faq_id and any(normalise(c.hit.text) == normalise(question) for c in ranking.hits):
+            continue
+        add(ranking, set(), faq_id or None, f"labelled-{i % 50}", "labelled" if faq_id else "not-for-us")
     X = np.vstack(rows) if rows else np.zeros((0, 0))
     return Examples(X, np.asarray(labels, dtype=np.int64), np.asarray(groups), kinds, np.asarray(fused), pairs, tops)

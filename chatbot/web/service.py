@@ -57,6 +57,16 @@ class Service:
         self._lock = threading.Lock()
         self._ingest_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        if pipeline is not None:
+            self._learn_from_labels(pipeline)
+
+    def _learn_from_labels(self, pipeline: Pipeline) -> None:
+        """The decision model also learns from what operators labelled in the inbox (the question log)."""
+        if self.questions is not None and pipeline.answerer.decision is not None:
+            from chatbot.operator.labels import labelled_examples
+
+            engine = self.questions.engine
+            pipeline.answerer.decision.use_labels(lambda: labelled_examples(engine))
 
     @classmethod
     def of(cls, target: "Pipeline | Service") -> "Service":
@@ -85,6 +95,7 @@ class Service:
             self.set_status("loading", "인코더 모델과 저장소를 불러오는 중")
             started = time.monotonic()
             pipeline = open_pipeline(self.settings)
+            self._learn_from_labels(pipeline)
             log.info("인코더 %s 를 불러왔습니다 (%.1f초).", pipeline.encoder.model_id, time.monotonic() - started)
             if seed and pipeline.store.count() == 0:
                 self._seed(pipeline)
