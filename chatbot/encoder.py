@@ -14,6 +14,7 @@ calls from concurrent threads are micro-batched (chatbot/batching.py).
 """
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -103,7 +104,9 @@ class Encoder:
     """A loaded SentenceTransformer (+ optional ONNX Runtime copy) with the prefixes and input policy of the settings."""
 
     def __init__(self, model, resolved: ResolvedModel, settings: EncoderSettings, onnx: OnnxEncoder | None = None) -> None:
-        self.model = model
+        self._model = model
+        self._dimension = int(model.get_embedding_dimension())
+        self._model_lock = threading.Lock()
         self.resolved = resolved
         self.settings = settings
         self.onnx = onnx
@@ -121,7 +124,27 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        return self._dimension
+
+    @property
+    def model(self):  # noqa: ANN201 - a sentence_transformers.SentenceTransformer
+        """The sentence-transformers (torch) model, loaded again on demand after release_torch()."""
+        with self._model_lock:
+            if self._model is None:
+                self._model = _load_torch(self.resolved, self.settings)
+            return self._model
+
+    def release_torch(self) -> bool:
+        """Drop the torch weights when ONNX Runtime encodes every call (a serving process never needs
+        them: ~0.7 GB per process for e5-small); whatever needs them later loads them again. True
+        when they were dropped."""
+        if self.onnx is None or self.settings.onnx_max_batch or self._model is None:
+            return False
+        with self._model_lock:
+            self._model = None
+        gc.collect()
+        _return_freed_memory()
+        return True
 
     def identity(self) -> dict[str, str | int]:
         """What a collection records so it can refuse vectors from another encoder."""
@@ -205,14 +228,19 @@ def load_encoder(settings: EncoderSettings) -> Encoder:
 def _load_cached(settings_json: str) -> Encoder:
     settings = EncoderSettings.model_validate_json(settings_json)
     resolved = resolve_model(settings.model, settings.hub_timeout_s)
-    device = settings.device or _default_device()
+    model = _load_torch(resolved, settings)
+    return Encoder(model, resolved, settings, _load_onnx(model, resolved, settings, str(model.device)))
+
+
+def _load_torch(resolved: ResolvedModel, settings: EncoderSettings):  # noqa: ANN202 - a SentenceTransformer
     from sentence_transformers import SentenceTransformer
 
+    device = settings.device or _default_device()
     log.info("Loading encoder %s from %s (%s) on %s", resolved.model_id, resolved.path, resolved.source, device)
     model = SentenceTransformer(str(resolved.path), device=device)
     # Never past the model's own position limit (a small model may allow fewer than configured).
     model.max_seq_length = min(settings.max_seq_length, model.max_seq_length or settings.max_seq_length)
-    return Encoder(model, resolved, settings, _load_onnx(model, resolved, settings, device))
+    return model
 
 
 def _load_onnx(model, resolved: ResolvedModel, settings: EncoderSettings, device: str) -> OnnxEncoder | None:
@@ -231,6 +259,16 @@ def _load_onnx(model, resolved: ResolvedModel, settings: EncoderSettings, device
         return None
     log.info("Encoder %s runs on ONNX Runtime (%s)", resolved.model_id, onnx.path.name)
     return onnx
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps freed heap pages; malloc_trim hands them back to the system (no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _default_device() -> str:

@@ -45,3 +45,18 @@ def test_prefixes_change_the_vector(tiny_model_dir):
     p = encoder.encode_passages(["배송 언제 와요?"])[0]
     assert not np.allclose(q, p)
     assert encoder.identity()["encoder_question_prefix"] == "query: "
+
+
+def test_released_torch_weights_come_back_on_demand(make_settings):
+    """A serving process on ONNX drops the torch copy; code that needs it (static mode, training) reloads it."""
+    from chatbot.encoder import Encoder, load_encoder
+
+    encoder = load_encoder(make_settings().encoder)
+    if encoder.onnx is None:
+        pytest.skip("ONNX Runtime is not available here")
+    mine = Encoder(encoder.model, encoder.resolved, encoder.settings, encoder.onnx)  # not the process-wide cached one
+    before = mine.encode_questions(["배송은 얼마나 걸리나요?"])
+    assert mine.release_torch() and mine._model is None
+    assert np.allclose(mine.encode_questions(["배송은 얼마나 걸리나요?"]), before)  # ONNX needs no torch
+    assert mine.model is not None and mine._model is not None  # loaded again when asked for
+    assert mine.dimension == encoder.dimension

@@ -104,6 +104,8 @@ class Service:
             pipeline.retriever.lexical  # noqa: B018 - builds or loads the BM25 cache now, not on the first question
             if pipeline.store.count():
                 pipeline.answerer.ask("안녕하세요")  # warm-up: first encode, first Chroma query
+            if pipeline.encoder.release_torch():
+                log.info("ONNX Runtime encodes every question: the torch copy of the encoder is released.")
             self.pipeline = pipeline
             self._catalog = None
             self.set_status("ready", "")
