@@ -300,7 +300,7 @@ def test_operator_labels_become_training_rows_and_a_new_label_rebuilds(small):
     assert provider.fingerprint() == first.fingerprint  # no labels yet: the same model
     labels += [("택배 보내면 며칠 걸림", "ship"), ("주식 시세 알려줘", ""), ("오늘 점심 메뉴 추천", ""),
                ("배송비는 얼마인가요?", "ship")]  # the last is stored itself: no evidence, skipped
-    assert provider.fingerprint() != first.fingerprint
+    assert len(provider.labels(fresh=True)) == 4 and provider.fingerprint() != first.fingerprint
     rebuilt = provider.wait(120)
     assert rebuilt.fingerprint == provider.fingerprint() != first.fingerprint
     assert rebuilt.info["rows_labelled"] == 1 and rebuilt.info["rows_not-for-us"] == 2
@@ -309,4 +309,5 @@ def test_operator_labels_become_training_rows_and_a_new_label_rebuilds(small):
         raise OSError("question log unreachable")
 
     provider.use_labels(unreadable)
-    assert provider.labels() == [] and provider.fingerprint() == first.fingerprint  # answers on without them
+    assert len(provider.labels(fresh=True)) == 4  # the labels last read stay in use: no rebuild, no error
+    assert provider.fingerprint() == rebuilt.fingerprint

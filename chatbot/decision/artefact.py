@@ -77,21 +77,38 @@ class DecisionProvider:
         self._failed: str | None = None
         self.last_build_s: float | None = None
         self._labels: Callable[[], Sequence[tuple[str, str]]] | None = None
+        self._label_cache: list[tuple[str, str]] = []
+        self._labels_at = float("-inf")
+        self._label_reader: threading.Thread | None = None
 
     def use_labels(self, source: Callable[[], Sequence[tuple[str, str]]]) -> None:
         """Learn from the operators' labels too: source() gives (question, FAQ id meant; "" = not for us),
         oldest first (the question log). A new label changes the fingerprint, so the model is rebuilt."""
-        self._labels = source
+        self._labels, self._labels_at = source, float("-inf")
 
-    def labels(self) -> list[tuple[str, str]]:
-        """The operators' labels now (none when there is no source or it cannot be read)."""
+    def labels(self, fresh: bool = False) -> list[tuple[str, str]]:
+        """The operators' labels as last read. They are re-read in a background thread every refresh_s,
+        so a slow or unreachable log never holds up a question; fresh=True reads them now."""
         if self._labels is None:
             return []
+        if fresh:
+            self._read_labels()
+        elif time.monotonic() - self._labels_at > self.refresh_s and not (
+            self._label_reader is not None and self._label_reader.is_alive()
+        ):
+            self._label_reader = threading.Thread(target=self._read_labels, name="decision-labels", daemon=True)
+            self._label_reader.start()
+        return self._label_cache
+
+    def _read_labels(self) -> None:
+        source = self._labels
+        if source is None:
+            return
         try:
-            return list(self._labels())[-MAX_LABELLED:]
-        except Exception as exc:  # noqa: BLE001 - an unreachable log must not stop the decision
+            self._label_cache = list(source())[-MAX_LABELLED:]
+        except Exception as exc:  # noqa: BLE001 - the last labels read stay in use
             log.warning("Could not read the operators' labels for the decision model: %s: %s", type(exc).__name__, exc)
-            return []
+        self._labels_at = time.monotonic()
 
     def fingerprint(self) -> str:
         """Store content + everything that changes the features (fusion settings, encoder, the operator's
