@@ -352,9 +352,9 @@ def load_or_build(
         log.info("Building the kiwi-BM25 index from %d stored records", count)
         index = LexicalIndex.build(store.all_records(), settings, fingerprint, typos)
     else:
-        index = _appended_since(base, store, settings, fingerprint) or base
-        if len(index) != count or index is base:  # something was deleted too (or no stamps): list every id
-            index = index.updated(store.ids(), lambda ids: fetch_records(store, ids), settings, fingerprint)
+        index = _appended_since(base, store, settings, fingerprint)
+        if index is None or len(index) != count:  # no stamps, or something was deleted too: list every id
+            index = (base if index is None else index).updated(store.ids(), lambda ids: fetch_records(store, ids), settings, fingerprint)
     index.revision = revision
     log.info("BM25 index of %d records ready in %.2fs", len(index), time.perf_counter() - started)
     # A few new records are not worth rewriting a 1M-record cache (~2 s) inside a question: a process

@@ -223,7 +223,7 @@ class Retriever:
         """Chroma's nearest ids with their texts from the derived cache (same content: ids are content
         hashes); records written after the cache was last checked are read from Chroma."""
         rows = index.position.lookup([i for i, _ in nearest])
-        fetched = self.store.hits([i for (i, _), row in zip(nearest, rows) if row < 0]) if min(rows, default=0) < 0 else {}
+        fetched = self.store.hits([i for (i, _), row in zip(nearest, rows) if row < 0])  # none: no Chroma call
         out = {}
         for (record_id, cosine), row in zip(nearest, rows):
             if row >= 0:
@@ -246,7 +246,7 @@ class Retriever:
         (logged) and the lexical cache that named them is marked stale."""
         cache = self._vector_cache()
         missing = [i for i in ids if i not in cache]
-        fetched = self.store.vectors(missing) if missing else {}
+        fetched = self.store.vectors(missing)
         if len(fetched) < len(missing):
             log.warning("%d ids from the lexical cache are unknown to the store; skipped, cache marked stale",
                         len(missing) - len(fetched))

@@ -221,11 +221,14 @@ class Store:
     def _bump_revision(self) -> int:
         """Before and after each write, so a reader never pairs new content with an old revision. The
         revision is a nanosecond clock stamp, kept above the previous one (another replica's clock may lag)."""
-        fresh = self._client.get_collection(self.settings.collection, embedding_function=None)  # another replica's write
-        previous = str((fresh.metadata or {}).get("revision", ""))
+        previous = str((self._fresh().metadata or {}).get("revision", ""))  # another replica's write included
         stamp = max(time.time_ns(), int(previous) + 1 if previous.isdigit() else 0)
         self._set_metadata(revision=str(stamp))
         return stamp
+
+    def _fresh(self):  # noqa: ANN202 - a chromadb Collection
+        """The collection as Chroma holds it now (this client's object keeps the metadata it was opened with)."""
+        return self._client.get_collection(self.settings.collection, embedding_function=None)
 
     @_guarded
     def written_since(self, stamp: int) -> StoredRecords:
@@ -303,7 +306,7 @@ class Store:
         metadata before and after writing; with the record count that is two cheap reads, where
         hashing every id would cost seconds at 100k records.
         """
-        fresh = self._client.get_collection(self.settings.collection, embedding_function=None)
+        fresh = self._fresh()
         return fresh.count(), str((fresh.metadata or {}).get("revision", ""))
 
     def fingerprint(self) -> str:

@@ -140,7 +140,8 @@ def build_examples(
         add(ranking, set(), None, f"bundled-{i % 50}", "bundled")
     for i, (question, faq_id) in enumerate(list(labelled)[-MAX_LABELLED:]):
         ranking = rank(retriever, question)
-        if faq_id and any(normalise(c.hit.text) == normalise(question) for c in ranking.hits):
+        asked = normalise(question)
+        if faq_id and any(normalise(c.hit.text) == asked for c in ranking.hits):
             continue
         add(ranking, set(), faq_id or None, f"labelled-{i % 50}", "labelled" if faq_id else "not-for-us")
     X = np.vstack(rows) if rows else np.zeros((0, 0))
