@@ -246,7 +246,7 @@ class Retriever:
         (logged) and the lexical cache that named them is marked stale."""
         cache = self._vector_cache()
         missing = [i for i in ids if i not in cache]
-        fetched = self.store.vectors(missing)
+        fetched = self.store.vectors(missing) if missing else {}  # all cached: no store call at all
         if len(fetched) < len(missing):
             log.warning("%d ids from the lexical cache are unknown to the store; skipped, cache marked stale",
                         len(missing) - len(fetched))
