@@ -18,6 +18,7 @@ text is encoded once per prefix/input policy and the sweeps cost only retrieval 
 
 Compared, one factor at a time from the configured defaults:
 - modes: lexical, static (distilled from the encoder / Word2Vec on the corpus), dense, hybrid
+- hybrid with and without the decision model's P reranking the top few (answer.rerank)
 - prefix policy: `query: ` on both sides (the product's) vs FAQ side encoded with `passage: `
 - retrieval.lexical_weight 0 … 0.5 (hybrid), and which values make hybrid ≥ max(dense, lexical) on
   both public sets
@@ -77,6 +78,7 @@ def configs(base: Settings) -> list[Config]:
         Config("static (word2vec)", "static-word2vec"),
         Config("dense", "dense"),
         Config(f"hybrid w={w:g}", "hybrid"),
+        Config(f"hybrid w={w:g}, no P rerank", "hybrid", overrides=(("answer", "rerank", False),)),
         Config("dense, FAQ side `passage: `", "dense", "asymmetric"),
         Config(f"hybrid w={w:g}, FAQ side `passage: `", "hybrid", "asymmetric"),
         Config("dense, input normalised", "dense", "normalised", (("encoder", "input", "normalised"),)),
@@ -249,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{base.encoder.input}; {encoder.encoded} texts encoded in {encoder.seconds:.0f}s; total {time.perf_counter() - started:.0f}s.",
         "\n".join(r.task.describe() for r in runs),
         "### Modes (defaults)\n" + side_by_side(runs, [lbl for lbl in labels if lbl in (
-            "lexical", "static (distilled)", "static (word2vec)", "dense", f"hybrid w={w:g}")], extra=True),
+            "lexical", "static (distilled)", "static (word2vec)", "dense", f"hybrid w={w:g}",
+            f"hybrid w={w:g}, no P rerank")], extra=True),
         "### Prefix policy (user questions always `query: `)\n" + side_by_side(runs, [lbl for lbl in labels if lbl in (
             "dense", "dense, FAQ side `passage: `", f"hybrid w={w:g}", f"hybrid w={w:g}, FAQ side `passage: `")]),
         "### retrieval.lexical_weight (hybrid)\n" + side_by_side(

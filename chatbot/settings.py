@@ -95,6 +95,8 @@ class AnswerSettings(BaseModel):
     clarify_min_p: float = Field(0.3, ge=0.0, le=1.0)  # P band [clarify_min_p, answer level): "혹시 이 질문을 찾으셨나요?"
     clarify_gap: float = Field(0.15, ge=0.0, le=1.0)  # two candidates with P closer than this: clarify
     clarify_candidates: int = Field(3, ge=1, le=10)
+    rerank: bool = True  # the scored candidate with the highest P goes first (answer.likeliest_first) ...
+    rerank_margin: float = Field(0.3, ge=0.0, le=1.0)  # ... when its P beats the top's by more than this
     clarify: str = "혹시 이 질문을 찾으셨나요?"
     decision_max_variants: int = Field(1500, ge=10)  # training questions sampled from big stores
     verifier: bool = False  # also a cross-encoder fine-tuned from the store (chatbot/decision/verifier.py) as a feature

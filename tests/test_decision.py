@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from chatbot.answer import Answerer
+from chatbot.answer import Answerer, likeliest_first
 from chatbot.decision import DecisionModel, choose
 from chatbot.decision.artefact import DecisionProvider
 from chatbot.decision.candidates import Candidate
@@ -158,6 +158,29 @@ def test_answerer_outcomes_and_fields(small, ps, outcome):
         assert set(first) == {"question", "faq_id", "source", "p"} and first["p"] == max(c["p"] for c in answer.candidates)
     else:
         assert answer.candidates == ()
+
+
+def test_likeliest_first_moves_only_the_best_scored_candidate():
+    assert likeliest_first(["a", "b", "c", "d"], [0.2, 0.9, 0.5]) == (["b", "a", "c", "d"], [0.9, 0.2, 0.5])
+    assert likeliest_first(["a", "b"], [0.4, 0.4]) == (["a", "b"], [0.4, 0.4])  # a tie keeps the retrieval order
+    assert likeliest_first([], []) == ([], [])
+    assert likeliest_first(["a", "b"], [0.5, 0.7], margin=0.3) == (["a", "b"], [0.5, 0.7])  # not clearly likelier
+    assert likeliest_first(["a", "b"], [0.3, 0.7], margin=0.3) == (["b", "a"], [0.7, 0.3])
+
+
+def test_the_answer_is_the_candidate_p_prefers_unless_rerank_is_off(small):
+    ranking = small.retriever.candidates("배송비는 얼마인가요?", 5)
+    ranked = ranking.grouped(5)
+    ps = [0.2, 0.95, 0.1]
+    update = {"clarify_min_p": 0.3, "answer_p": 0.9}
+    answer = Answerer(small.retriever, small.settings.answer.model_copy(update=update)).decide_with_model(
+        "배송비는 얼마인가요?", ranking, FixedModel(ps), 5)
+    assert answer.type == "faq" and answer.p == pytest.approx(0.95)
+    assert answer.faq_id == ranked[1].hit.metadata["faq_id"]
+    assert [h.record_id for h in answer.hits[:2]] == [ranked[1].hit.record_id, ranked[0].hit.record_id]
+    plain = Answerer(small.retriever, small.settings.answer.model_copy(update={**update, "rerank": False}))
+    kept = plain.decide_with_model("배송비는 얼마인가요?", ranking, FixedModel(ps), 5)
+    assert kept.type == "clarify" and kept.hits[0].record_id == ranked[0].hit.record_id
 
 
 def test_without_a_model_the_threshold_decides(make_settings, tmp_path):
