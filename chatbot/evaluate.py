@@ -8,6 +8,8 @@ The questions file has a `question` column and either `expected_id` (the FAQ id 
 or `expected_answer` (the answer text that should be given; every FAQ with that answer counts) or
 `expected_source` (a document file name: any passage of that file answers it).
 An empty expectation marks an out-of-scope question: the fallback is the correct outcome.
+`--calibrate FILE…` lets the hybrid decision model also learn from labelled questions in the same
+format (what `answer.calibration_files` does in the app); evaluated questions found there are left out.
 
 Every mode asks the product's own objects (Answerer.ask → Retriever.search → Answerer.decide), so
 the numbers are what a user of the page or API gets:
@@ -48,14 +50,18 @@ to set `answer.threshold` (or `answer.<mode>_threshold` for lexical, static and 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import sys
 from pathlib import Path
 
 from chatbot.answer import threshold_setting
-from chatbot.evaluation import ALL_MODES, DEFAULT_MODES, build_runners, evaluate, format_table, plot_scores, read_cases, write_failures
+from chatbot.evaluation import (
+    ALL_MODES, DEFAULT_MODES, Case, build_runners, evaluate, format_table, plot_scores, read_cases, write_failures,
+)
 from chatbot.pipeline import open_pipeline
 from chatbot.settings import load_settings
+from chatbot.text import normalise
 
 def parse_modes(text: str) -> list[str]:
     modes = [m.strip() for m in text.split(",") if m.strip()]
@@ -63,6 +69,16 @@ def parse_modes(text: str) -> list[str]:
     if unknown or not modes:
         raise argparse.ArgumentTypeError(f"unknown mode(s) {', '.join(unknown) or '(none)'}; use some of {', '.join(ALL_MODES)}")
     return list(dict.fromkeys(modes))
+
+
+def without_calibration_questions(cases: list[Case], files: list[Path]) -> tuple[list[Case], int]:
+    """Questions the decision model was calibrated on would measure memory, not generalisation."""
+    seen = set()
+    for path in files:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            seen |= {normalise(row.get("question") or "") for row in csv.DictReader(handle)}
+    kept = [c for c in cases if normalise(c.question) not in seen]
+    return kept, len(cases) - len(kept)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,17 +97,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None,
                         help="write score distributions and thresholds (and the reliability diagram of P) to this PNG")
     parser.add_argument("--category-col", default=None, help="column with a category to filter each question by")
+    parser.add_argument("--calibrate", type=Path, nargs="+", default=None, metavar="FILE",
+                        help="labelled question CSV(s) (same format) the hybrid decision model also learns from "
+                             "(answer.calibration_files); evaluated questions found in them are left out")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.adapted_model and "adapted" not in args.modes:
         args.modes.append("adapted")
-    missing = [p for p in args.questions if not p.exists()]
+    missing = [p for p in [*args.questions, *(args.calibrate or [])] if not p.exists()]
     if missing:
         print(f"{missing[0]}: no such file", file=sys.stderr)
         return 2
 
-    pipeline = open_pipeline(load_settings(), claim=False)  # a reader beside a running app, not its owner
+    settings = load_settings()
+    if args.calibrate:
+        settings = settings.with_overrides(answer={"calibration_files": [str(p) for p in args.calibrate]})
+    pipeline = open_pipeline(settings, claim=False)  # a reader beside a running app, not its owner
     if pipeline.store.count() == 0:
         print("The store is empty: ingest first, e.g. `python -m ingest faq data/faq.csv`.", file=sys.stderr)
         return 2
@@ -102,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    left_out = 0
+    if args.calibrate:
+        cases, left_out = without_calibration_questions(cases, args.calibrate)
     if not cases:
         print(f"{', '.join(map(str, args.questions))}: no questions", file=sys.stderr)
         return 2
@@ -110,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     n_answerable = sum(c.answerable for c in cases)
     print(f"{len(cases)} questions ({n_answerable} answerable, {len(cases) - n_answerable} out of scope) over "
           f"{pipeline.store.count()} stored records; encoder {pipeline.encoder.model_id}")
+    if args.calibrate:
+        files = ", ".join(map(str, args.calibrate))
+        print(f"hybrid decision calibrated with the labelled questions of {files} ({left_out} evaluated questions "
+              f"found there left out); to serve with them set answer.calibration_files: [{files}]")
     for runner in runners:
         if runner.describe:
             print(f"{runner.mode}: {runner.describe}")

@@ -99,6 +99,9 @@ class AnswerSettings(BaseModel):
     rerank_margin: float = Field(0.3, ge=0.0, le=1.0)  # ... when its P beats the top's by more than this
     clarify: str = "혹시 이 질문을 찾으셨나요?"
     decision_max_variants: int = Field(1500, ge=10)  # training questions sampled from big stores
+    # labelled question files (the evaluation format) the decision model also learns from, beside the
+    # operators' labels (chatbot/decision/calibration.py); relative paths from the working directory
+    calibration_files: list[str] = Field(default_factory=list)
     verifier: bool = False  # also a cross-encoder fine-tuned from the store (chatbot/decision/verifier.py) as a feature
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"

@@ -334,3 +334,28 @@ def test_operator_labels_become_training_rows_and_a_new_label_rebuilds(small):
     provider.use_labels(unreadable)
     assert len(provider.labels(fresh=True)) == 4  # the labels last read stay in use: no rebuild, no error
     assert provider.fingerprint() == rebuilt.fingerprint
+
+
+def test_calibration_files_are_labelled_rows_and_a_changed_file_rebuilds(make_settings, tmp_path):
+    """answer.calibration_files: the evaluation format; FAQ ids, document files and "not for us" rows."""
+    from chatbot.decision.calibration import CalibrationFiles
+
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("question,expected_id,expected_source\n택배 보내면 며칠 걸림,ship,\n주식 시세 알려줘,,\n"
+                        "약관은 어디 있나요,,terms.md\n", encoding="utf-8")
+    files = CalibrationFiles([labelled, tmp_path / "missing.csv"], lambda: None)
+    assert files.labels() == [("택배 보내면 며칠 걸림", "ship"), ("주식 시세 알려줘", ""), ("약관은 어디 있나요", "source:terms.md")]
+    items = [FaqItem(q, group, answer=f"{group} 답변") for group, qs in FAQS.items() for q in qs]
+    settings = make_settings(answer={"decision_model": True, "calibration_files": [str(labelled)]})
+    pipeline = temporary_pipeline(settings, faq_records(items), tmp_path / "cal")
+    provider = pipeline.answerer.decision
+    assert provider.labels()[:2] == [("택배 보내면 며칠 걸림", "ship"), ("주식 시세 알려줘", "")]
+    model = provider.wait(120)
+    assert model.info["rows_labelled"] == 2 and model.info["rows_not-for-us"] == 1
+    plain = DecisionProvider(pipeline.retriever)
+    plain.calibration = None
+    assert plain.fingerprint() != model.fingerprint  # a calibrated model is never handed to a plain one
+    with open(labelled, "a", encoding="utf-8") as handle:
+        handle.write("오늘 점심 메뉴 추천,,\n")
+    assert provider.fingerprint() != model.fingerprint
+    assert provider.wait(120).info["rows_not-for-us"] == 2

@@ -201,3 +201,16 @@ def test_reliability_bins_and_expected_calibration_error():
     expected = 0.2 * 0.05 + 0.2 * 0.85 + 0.6 * abs(2 / 3 - (0.95 + 0.9 + 1.0) / 3)
     assert expected_calibration_error(p, right) == pytest.approx(expected)
     assert math.isnan(expected_calibration_error([], []))
+
+
+def test_calibrate_learns_from_labelled_questions_and_leaves_them_out_of_the_evaluation(ingested, tmp_path, capsys):
+    settings, questions = ingested
+    calibration = tmp_path / "labelled.csv"
+    with open(calibration, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([("question", "expected_id"), QUESTIONS[0], ("택배 며칠 걸려요", "ship-1"),
+                                      ("주식 시세 알려줘", "")])
+    assert main([str(questions), "--modes", "hybrid", "--calibrate", str(calibration)]) == 0
+    out = capsys.readouterr().out
+    assert "5 questions (4 answerable, 1 out of scope)" in out  # QUESTIONS[0] is in the calibration file
+    assert f"calibrated with the labelled questions of {calibration} (1 evaluated questions found there left out)" in out
+    assert main([str(questions), "--calibrate", str(tmp_path / "missing.csv")]) == 2

@@ -4,8 +4,9 @@ negatives.py (the bundled out-of-scope questions) · candidates.py (Retriever.ca
 retriever ranked, with its dense and lexical parts) · features.py (numbers per candidate) ·
 examples.py (training rows from the store: leave-one-variant-out and document-sentence positives,
 leave-FAQ-out and bundled negatives) · model.py (logistic regression weighted to a traffic mix,
-levels, utility, JSON save/load) · artefact.py (fingerprinted cache beside the store, built in the
-background) · policy.py (answer / clarify / fallback).
+levels, utility, JSON save/load) · calibration.py (labelled question files as extra rows) ·
+artefact.py (fingerprinted cache beside the store, built in the background) · policy.py (answer /
+clarify / fallback).
 
 The answer level is a cost rule (answer when P ≥ wrong_cost / (1 + wrong_cost)) rather than a
 precision target on the training rows: those rows are harder than real questions (a left-out

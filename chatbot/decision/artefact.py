@@ -20,6 +20,7 @@ import json
 import numpy as np
 
 from chatbot.decision import verifier as verifying
+from chatbot.decision.calibration import CalibrationFiles
 from chatbot.decision.examples import MAX_LABELLED, build_examples
 from chatbot.decision.features import NAMES
 from chatbot.decision.model import FORMAT, DecisionModel, mix_weights
@@ -80,6 +81,8 @@ class DecisionProvider:
         self._label_cache: list[tuple[str, str]] = []
         self._labels_at = float("-inf")
         self._label_reader: threading.Thread | None = None
+        files = getattr(retriever.settings.answer, "calibration_files", ())
+        self.calibration = CalibrationFiles(files, retriever.store.all_records) if files else None
 
     def use_labels(self, source: Callable[[], Sequence[tuple[str, str]]]) -> None:
         """Learn from the operators' labels too: source() gives (question, FAQ id meant; "" = not for us),
@@ -87,8 +90,13 @@ class DecisionProvider:
         self._labels, self._labels_at = source, float("-inf")
 
     def labels(self, fresh: bool = False) -> list[tuple[str, str]]:
-        """The operators' labels as last read. They are re-read in a background thread every refresh_s,
-        so a slow or unreachable log never holds up a question; fresh=True reads them now."""
+        """The labelled questions of answer.calibration_files, then the operators' labels as last read (those
+        are re-read in a background thread every refresh_s, so a slow or unreachable log never holds up a
+        question; fresh=True reads them now)."""
+        files = self.calibration.labels() if self.calibration is not None else []
+        return files + self.operator_labels(fresh) if files else self.operator_labels(fresh)
+
+    def operator_labels(self, fresh: bool = False) -> list[tuple[str, str]]:
         if self._labels is None:
             return []
         if fresh:

@@ -10,7 +10,7 @@ in scope (what a user of the store asks):
 out of scope (label 0):
   faq-removed  the same variant asked with its whole FAQ removed (the nearest wrong FAQ);
   bundled      the bundled out-of-scope questions against the full store.
-labelled by the operators (the question log; the newest MAX_LABELLED):
+labelled (answer.calibration_files, then the operators' labels from the question log; the newest MAX_LABELLED):
   labelled     a logged question with the FAQ the operator said it meant: right when that FAQ comes first;
   not-for-us   a logged question the operator marked out of scope (label 0).
 Labelled questions that are now stored themselves (added as an alternative) teach nothing and are skipped.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -113,8 +114,9 @@ def build_examples(
             return  # ... and an FAQ a document's sentence
         if kind == "passage":
             label = int(str(top.hit.metadata.get("source", "")) == right)
-        elif kind == "labelled":
-            label = int(top.hit.answer_id == right)
+        elif kind == "labelled":  # an FAQ id, or `source:FILE` for any passage of that document
+            label = int(top.hit.answer_id == right or (
+                top.hit.kind == "doc" and f"source:{Path(str(top.hit.metadata.get('source', ''))).name}" == right))
         else:
             label = int(right is not None and top.hit.answer_key == right)
         pool = [c for c in ranking.hits if c.hit.record_id not in exclude]
