@@ -180,8 +180,8 @@ def plot(path: Path, panels: list[tuple[str, list[Row]]]) -> None:
 
     fig, axes = plt.subplots(len(panels), 2, figsize=(10, 4 * len(panels)), squeeze=False)
     for (name, rows), (left, right) in zip(panels, axes):
-        for label, scores in (("model P", np.array([r.p for r in rows])), ("fused score", np.array([r.fused for r in rows]))):
-            first = label == "model P"
+        for label, scores, first in (("model P", np.array([r.p for r in rows]), True),
+                                     ("fused score", np.array([r.fused for r in rows]), False)):
             points = [rates(rows, scores >= level, first)[:2] for level in sorted(set(scores.tolist()), reverse=True)]
             left.plot([c for _, c in points], [p for p, _ in points], label=label)
         left.set_xlabel("coverage"), left.set_ylabel("answer precision"), left.set_title(f"{name}: precision–coverage")

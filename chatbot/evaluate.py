@@ -50,7 +50,6 @@ to set `answer.threshold` (or `answer.<mode>_threshold` for lexical, static and 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import sys
 from pathlib import Path
@@ -71,12 +70,9 @@ def parse_modes(text: str) -> list[str]:
     return list(dict.fromkeys(modes))
 
 
-def without_calibration_questions(cases: list[Case], files: list[Path]) -> tuple[list[Case], int]:
+def without_calibration_questions(cases: list[Case], labelled: list[Case]) -> tuple[list[Case], int]:
     """Questions the decision model was calibrated on would measure memory, not generalisation."""
-    seen = set()
-    for path in files:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            seen |= {normalise(row.get("question") or "") for row in csv.DictReader(handle)}
+    seen = {normalise(c.question) for c in labelled}
     kept = [c for c in cases if normalise(c.question) not in seen]
     return kept, len(cases) - len(kept)
 
@@ -120,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stored = pipeline.store.all_records()
         cases = [c for path in args.questions for c in read_cases(path, stored, args.category_col)]
+        labelled = [c for path in args.calibrate or () for c in read_cases(path, stored)]
         runners = build_runners(pipeline, args.modes, args.adapted_model)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     left_out = 0
     if args.calibrate:
-        cases, left_out = without_calibration_questions(cases, args.calibrate)
+        cases, left_out = without_calibration_questions(cases, labelled)
     if not cases:
         print(f"{', '.join(map(str, args.questions))}: no questions", file=sys.stderr)
         return 2

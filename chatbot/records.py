@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Kind = Literal["faq", "doc"]
@@ -102,3 +103,13 @@ class Answer:
             "suggestions": list(self.suggestions),
             "candidates": [dict(c) for c in self.candidates],
         }
+
+
+def source_label(source: str) -> str:
+    """A document file as evaluation and labelled questions name it: `source:FILE`."""
+    return f"source:{Path(source).name}"
+
+
+def hit_label(hit: Hit) -> str:
+    """What a hit is judged by: the FAQ id, or for a document passage the file it came from."""
+    return source_label(str(hit.metadata.get("source", ""))) if hit.kind == "doc" else hit.answer_id

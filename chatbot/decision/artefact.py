@@ -94,7 +94,7 @@ class DecisionProvider:
         are re-read in a background thread every refresh_s, so a slow or unreachable log never holds up a
         question; fresh=True reads them now)."""
         files = self.calibration.labels() if self.calibration is not None else []
-        return files + self.operator_labels(fresh) if files else self.operator_labels(fresh)
+        return files + self.operator_labels(fresh)
 
     def operator_labels(self, fresh: bool = False) -> list[tuple[str, str]]:
         if self._labels is None:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from chatbot.decision.candidates import Ranking, rank
 from chatbot.decision.features import candidate_features
+from chatbot.records import hit_label
 from chatbot.retrieval import Retriever
 from chatbot.text import normalise, split_sentences
 
@@ -115,8 +115,7 @@ def build_examples(
         if kind == "passage":
             label = int(str(top.hit.metadata.get("source", "")) == right)
         elif kind == "labelled":  # an FAQ id, or `source:FILE` for any passage of that document
-            label = int(top.hit.answer_id == right or (
-                top.hit.kind == "doc" and f"source:{Path(str(top.hit.metadata.get('source', ''))).name}" == right))
+            label = int(hit_label(top.hit) == right)
         else:
             label = int(right is not None and top.hit.answer_key == right)
         pool = [c for c in ranking.hits if c.hit.record_id not in exclude]

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatbot.records import Hit
+from chatbot.records import hit_label, source_label  # noqa: F401 - re-exported
 from chatbot.store import StoredRecords
 from chatbot.text import normalise
 
@@ -69,12 +69,3 @@ def _faq_ids_by_answer(records: StoredRecords) -> dict[str, frozenset[str]]:
         if meta.get("faq_id") and meta.get("answer"):
             out.setdefault(normalise(str(meta["answer"])), set()).add(str(meta["faq_id"]))
     return {k: frozenset(v) for k, v in out.items()}
-
-
-def source_label(source: str) -> str:
-    return f"source:{Path(source).name}"
-
-
-def hit_label(hit: Hit) -> str:
-    """What a hit is judged by: the FAQ id, or for a document passage the file it came from."""
-    return source_label(str(hit.metadata.get("source", ""))) if hit.kind == "doc" else hit.answer_id
