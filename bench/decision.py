@@ -53,6 +53,7 @@ class Row:
     right_top: bool  # in scope and the retrieval's top candidate is an expected one (the threshold rule's answer)
     right_first: bool  # in scope and the decision's first candidate (P reranks the top few) is an expected one
     p: float  # P of that first candidate
+    right_shown: bool  # in scope and an expected one is among the first three candidates (clarify buttons / suggestions)
     fused: float
     outcome: str  # the configured model decision: faq | doc | clarify | fallback
     decide_ms: float
@@ -88,7 +89,7 @@ def measure(pipeline: Pipeline, cases: list[Case], k: int = 10) -> tuple[list[Ro
         text = answerer.validate(case.question)
         ranking = pipeline.retriever.candidates(text, k)
         if not ranking.hits:
-            rows.append(Row(case.answerable, False, False, 0.0, 0.0, "fallback", 0.0))
+            rows.append(Row(case.answerable, False, False, 0.0, False, 0.0, "fallback", 0.0))
             continue
         started = time.perf_counter()
         answer = answerer.decide_with_model(text, ranking, model, k)
@@ -96,7 +97,8 @@ def measure(pipeline: Pipeline, cases: list[Case], k: int = 10) -> tuple[list[Ro
         top = ranking.grouped(k)[0]
         right = case.answerable and hit_label(top.hit) in case.expected
         first = case.answerable and hit_label(answer.hits[0]) in case.expected  # what an answer would give
-        rows.append(Row(case.answerable, right, first, float(answer.p or 0.0), top.fused, answer.type, decide_ms))
+        shown = case.answerable and any(hit_label(h) in case.expected for h in answer.hits[:3])
+        rows.append(Row(case.answerable, right, first, float(answer.p or 0.0), shown, top.fused, answer.type, decide_ms))
     return rows, build_s
 
 
@@ -160,6 +162,11 @@ def report(name: str, rows: list[Row], build_s: float, threshold: float, level: 
         ["rule", "answer precision", "coverage", "clarify (in-scope)", "OOS answered"],
         [[f"old threshold {threshold:.3f}", old[0], old[1], 0.0, old[2]],
          [f"model, configured (answer at P ≥ {level:.2f})", new[0], new[1], clarify.sum() / max(in_scope.sum(), 1), new[2]]]))
+    shown = np.array([r.right_shown for r in rows])
+    fell = (outcome == "fallback") & in_scope
+    lines += ["", f"In-scope questions not answered: {clarify.sum()} clarified (the right one among the candidates shown: "
+              f"{shown[clarify].mean() if clarify.any() else float('nan'):.2f}), {fell.sum()} fell back (among the "
+              f"suggestions: {shown[fell].mean() if fell.any() else float('nan'):.2f})."]
     lines += ["", "Precision–coverage (highest level reaching each coverage; answer / fallback only, no clarify):", ""]
     table = []
     for target, m, t in zip(COVERAGES, curve(rows, p), curve(rows, fused, first=False)):

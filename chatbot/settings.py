@@ -92,7 +92,7 @@ class AnswerSettings(BaseModel):
     wrong_cost: float = Field(1.0, gt=0.0)  # answer level = cost / (1 + cost): answer when P(right) beats it
     min_precision: float | None = Field(None, gt=0.0, le=1.0)  # instead: lowest P reaching this precision on calibration rows
     answer_p: float | None = Field(None, ge=0.0, le=1.0)  # a fixed answer level instead of either
-    clarify_min_p: float = Field(0.3, ge=0.0, le=1.0)  # P band [clarify_min_p, answer level): "혹시 이 질문을 찾으셨나요?"
+    clarify_min_p: float = Field(0.4, ge=0.0, le=1.0)  # P band [clarify_min_p, answer level): "혹시 이 질문을 찾으셨나요?"
     clarify_gap: float = Field(0.15, ge=0.0, le=1.0)  # two candidates with P closer than this: clarify
     clarify_candidates: int = Field(3, ge=1, le=10)
     rerank: bool = True  # the scored candidate with the highest P goes first (answer.likeliest_first) ...
