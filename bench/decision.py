@@ -164,9 +164,12 @@ def report(name: str, rows: list[Row], build_s: float, threshold: float, level: 
          [f"model, configured (answer at P ≥ {level:.2f})", new[0], new[1], clarify.sum() / max(in_scope.sum(), 1), new[2]]]))
     shown = np.array([r.right_shown for r in rows])
     fell = (outcome == "fallback") & in_scope
+
+    def right_shown(among: np.ndarray) -> float:
+        return float(shown[among].mean()) if among.any() else float("nan")
+
     lines += ["", f"In-scope questions not answered: {clarify.sum()} clarified (the right one among the candidates shown: "
-              f"{shown[clarify].mean() if clarify.any() else float('nan'):.2f}), {fell.sum()} fell back (among the "
-              f"suggestions: {shown[fell].mean() if fell.any() else float('nan'):.2f})."]
+              f"{right_shown(clarify):.2f}), {fell.sum()} fell back (among the suggestions: {right_shown(fell):.2f})."]
     lines += ["", "Precision–coverage (highest level reaching each coverage; answer / fallback only, no clarify):", ""]
     table = []
     for target, m, t in zip(COVERAGES, curve(rows, p), curve(rows, fused, first=False)):

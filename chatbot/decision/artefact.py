@@ -65,7 +65,7 @@ class DecisionProvider:
     ) -> None:
         self.retriever = retriever
         # answer.verifier unless told: a cross-encoder trained from the store adds its logit to the features
-        self.verifier = bool(getattr(retriever.settings.answer, "verifier", False)) if verifier is None else verifier
+        self.verifier = retriever.settings.answer.verifier if verifier is None else verifier
         self.verifier_folder = verifier_path(retriever.store.settings)
         self.max_variants = max_variants
         self.in_scope_share = in_scope_share
@@ -81,7 +81,7 @@ class DecisionProvider:
         self._label_cache: list[tuple[str, str]] = []
         self._labels_at = float("-inf")
         self._label_reader: threading.Thread | None = None
-        files = getattr(retriever.settings.answer, "calibration_files", ())
+        files = retriever.settings.answer.calibration_files
         self.calibration = CalibrationFiles(files, retriever.store.all_records) if files else None
 
     def use_labels(self, source: Callable[[], Sequence[tuple[str, str]]]) -> None:
