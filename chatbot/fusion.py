@@ -7,8 +7,6 @@ still reach the top k and are therefore worth fetching a vector for; it is exact
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
-
 import numpy as np
 
 from chatbot.records import OPERATOR_SOURCE, Hit
@@ -24,7 +22,7 @@ def fuse(cosine: np.ndarray | float, lexical: np.ndarray | float, weight: float)
 def fused_hits(hits: Sequence[Hit], cosines: Sequence[float], lexical: Sequence[float], weight: float) -> list[Hit]:
     """The hits with their fused score (parallel sequences)."""
     scores = fuse(np.asarray(cosines, dtype=np.float64), np.asarray(lexical, dtype=np.float64), weight)
-    return [replace(hit, score=float(score)) for hit, score in zip(hits, scores)]
+    return [hit.rescored(score) for hit, score in zip(hits, scores.tolist())]
 
 
 def cosine_ceiling(nearest: Sequence[tuple[str, float]], candidates: int) -> float:
@@ -45,7 +43,7 @@ def reachable(lexical: np.ndarray, weight: float, ceiling: float, floor: float) 
 def with_doc_offset(hit: Hit, offset: float) -> Hit:
     """e5 rates query↔query pairs (FAQ questions) higher than query↔passage pairs (document chunks);
     the offset puts passages on the FAQ scale so a relevant passage can beat a loosely related FAQ."""
-    return replace(hit, score=hit.score + offset) if hit.kind == "doc" else hit
+    return hit.rescored(hit.score + offset) if hit.kind == "doc" else hit
 
 
 def kth_score(hits: Sequence[Hit], k: int) -> float:
@@ -77,4 +75,4 @@ def _shadowed(groups: Iterable[Hit]) -> list[Hit]:
         if hit.kind == "faq" and hit.answer_id in operator:
             top[hit.answer_id] = max(top.get(hit.answer_id, hit.score), hit.score)
     kept = [h for h in groups if not (h.kind == "faq" and h.answer_id in operator)]
-    return kept + [replace(h, score=top[faq_id]) for faq_id, h in operator.items()]
+    return kept + [h.rescored(top[faq_id]) for faq_id, h in operator.items()]

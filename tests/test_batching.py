@@ -106,3 +106,17 @@ def test_micro_batching_can_be_turned_off(tiny_model_dir):
     _SlowEncoder.calls = 0
     _ask_concurrently(lambda q: encoder.encode_questions([q]), ["배송 문의"] * 8)
     assert _SlowEncoder.calls == 8 and encoder._batcher is None
+
+
+def test_a_lone_item_runs_on_its_callers_thread_and_a_crowd_on_the_worker():
+    threads: list[str] = []
+
+    def rows(items):
+        threads.append(threading.current_thread().name)
+        return _rows(items)
+
+    with MicroBatcher(rows, max_items=8, wait_ms=2, name="the-worker") as batcher:
+        assert batcher(7).tolist() == [7, 14]
+        assert threads == [threading.current_thread().name]  # idle batcher: no hand-off
+        _ask_concurrently(batcher, list(range(THREADS)))
+    assert "the-worker" in threads[1:] and batcher.items == THREADS + 1

@@ -1,6 +1,7 @@
 """Retriever and Answerer on a small store filled through the real encoder (tiny BERT)."""
 from __future__ import annotations
 
+import threading
 import numpy as np
 import pytest
 
@@ -198,3 +199,27 @@ def test_keyword_only_candidates_vectors_are_read_once_until_the_store_changes(p
     pipeline.retriever.search("적립금", mode="lexical")  # the cache sees the change
     pipeline.retriever.cosines(ids, vector)
     assert reads == [len(ids), len(ids)]  # read again: the store changed
+
+
+def test_keyword_candidates_vectors_are_read_while_the_encoder_works(pipeline, monkeypatch):
+    """A hybrid question reads the vectors of its best keyword matches on the lexical side thread, so
+    nothing is left to read from the store after the encoder and Chroma answered."""
+    readers: list[str] = []
+    real = pipeline.store.vectors
+    monkeypatch.setattr(pipeline.store, "vectors", lambda wanted: readers.append(threading.current_thread().name) or real(wanted))
+    pipeline.retriever._vectors = ("", {})  # an empty vector cache
+    pipeline.retriever.search("교환 반품 배송비 환불 쿠폰", mode="hybrid")
+    assert readers and all(name.startswith("lexical") for name in readers)
+
+
+def test_a_full_vector_cache_drops_its_older_half(pipeline, monkeypatch):
+    import chatbot.retrieval as retrieval
+
+    ids = list(pipeline.retriever.lexical.records.ids)[:10]
+    vector = pipeline.encoder.encode_questions(["배송"])[0]
+    monkeypatch.setattr(retrieval, "VECTOR_CACHE_SIZE", 8)
+    pipeline.retriever._vectors = ("", {})
+    pipeline.retriever.cosines(ids[:6], vector)
+    pipeline.retriever.cosines(ids[6:], vector)
+    cache = pipeline.retriever._vector_cache()
+    assert len(cache) == 7 and set(ids[6:]) <= set(cache)  # three of the first six dropped, the new four kept
