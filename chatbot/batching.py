@@ -3,10 +3,10 @@
 A transformer encodes 32 short questions in far less than 32 × the time of one, so under concurrent
 load (the web app runs each request on its own thread) one worker thread collects what is queued and
 encodes it together. A lone request never waits: when nothing is queued and no call is running, it
-runs on its caller's own thread (a hand-off to the worker and back costs ~0.6 ms, 7 % of a question's
-encoding); the short ``wait`` only applies while requests are already arriving together, to let the
-batch fill. One lock keeps the calls one at a time, so a lone call never competes with a batch for the
-cores.
+runs on its caller's own thread, saving the two thread switches of a hand-off (0.1–1.1 ms per hybrid
+question at 100k records in two A/B runs, with the lexical thread busy beside it); the short ``wait``
+only applies while requests are already arriving together, to let the batch fill. One lock keeps the
+calls one at a time, so a lone call never competes with a batch for the cores.
 """
 from __future__ import annotations
 

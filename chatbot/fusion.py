@@ -2,7 +2,7 @@
 
 score = (1 − w)·cosine + w·min(BM25 coverage, 1), over the union of the dense and lexical candidate
 lists, then the best variant per FAQ. The pruning bound decides which keyword-only candidates could
-still reach the top k and are therefore worth fetching a vector for; it is exact, never a heuristic.
+still reach the top k and are therefore worth scoring; it is exact, never a heuristic.
 """
 from __future__ import annotations
 

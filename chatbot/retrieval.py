@@ -180,7 +180,7 @@ class Retriever:
         lexical = self._lexical_of(index, scores, dense)
         fused = fusion.fused_hits(dense, cosines, lexical, weight)
         out = [Candidate(h, c, min(x, 1.0)) for h, c, x in zip(fused, cosines, lexical)]
-        # A keyword-only candidate is worth a vector fetch only if its best possible score reaches the k-th group.
+        # A keyword-only candidate is worth scoring only if its best possible score reaches the k-th group.
         seen = {h.record_id for h in fused}
         extra = [i for i in lexical_top if index.records.ids[i] not in seen]
         ceiling = fusion.cosine_ceiling(nearest, candidates)
