@@ -7,6 +7,7 @@ still reach the top k and are therefore worth scoring; it is exact, never a heur
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from chatbot.records import OPERATOR_SOURCE, Hit

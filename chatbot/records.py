@@ -66,7 +66,7 @@ class Hit:
     def rescored(self, score: float) -> "Hit":
         """This hit with another score. A plain copy of the fields: ``dataclasses.replace`` re-runs
         __init__ and __post_init__, and fusion re-scores about a hundred hits per question."""
-        new = object.__new__(Hit)
+        new = object.__new__(type(self))
         new.__dict__.update(self.__dict__, score=score)
         return new
 

@@ -154,7 +154,7 @@ class Retriever:
         tokens, found = self._hybrid(question, where, k)
         offset = self.settings.retrieval.doc_offset
         if offset:
-            found = [replace(c, hit=with_doc_offset(c.hit, offset)) if c.hit.kind == "doc" else c for c in found]
+            found = [c if (hit := with_doc_offset(c.hit, offset)) is c.hit else replace(c, hit=hit) for c in found]
         found.sort(key=lambda c: c.hit.score, reverse=True)
         return Candidates(question, tuple(tokens), tuple(found))
 
