@@ -91,7 +91,8 @@ class Retriever:
         self._stale = False
         self._rebuilt_at = float("-inf")
         self._lock = threading.Lock()
-        self._vectors: tuple[str, dict[str, np.ndarray]] = ("", {})
+        self._vectors: tuple[str, dict[str, np.ndarray]] = ("", {})  # (lexical cache fingerprint, vectors)
+        self._unreadable: tuple[LexicalIndex | None, set[str]] = (None, set())  # ids this lexical cache named in vain
         self._nearest_batcher: tuple[int, MicroBatcher] | None = None
         self._batcher_lock = threading.Lock()
         self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lexical")
@@ -263,11 +264,17 @@ class Retriever:
         return dict(zip(vectors, (matrix @ vector).tolist()))
 
     def _cached_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
-        """The vector cache, after reading the ids it lacks from the store (none missing: no store call)."""
+        """The vector cache, after reading the ids it lacks from the store (none missing: no store call).
+        An id the store could not read is not asked for again until the lexical cache changes, so a
+        stale cache costs one read and one warning, not one per step of every question."""
         cache = self._vector_cache()
-        missing = [i for i in ids if i not in cache]
+        if self._unreadable[0] is not self._lexical:  # a rebuilt cache may name them rightly
+            self._unreadable = (self._lexical, set())
+        unreadable = self._unreadable[1]
+        missing = [i for i in ids if i not in cache and i not in unreadable]
         fetched = self.store.vectors(missing) if missing else {}
         if len(fetched) < len(missing):
+            unreadable.update(i for i in missing if i not in fetched)
             log.warning("%d ids from the lexical cache are unknown to the store; skipped, cache marked stale",
                         len(missing) - len(fetched))
             self.mark_stale()

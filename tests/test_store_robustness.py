@@ -90,9 +90,13 @@ def test_cache_ids_unknown_to_the_store_are_skipped_and_the_cache_heals(make_set
 
     pipeline = open_pipeline(settings)
     assert "faq-phantom" in pipeline.retriever.lexical.position  # same fingerprint and count: accepted
+    asked: list[str] = []
+    read = pipeline.store.vectors
+    pipeline.store.vectors = lambda ids: (asked.extend(ids), read(ids))[1]
     hits = pipeline.retriever.search("환불은 어떻게 받나요?", mode="hybrid")
     assert hits and "faq-phantom" not in {h.record_id for h in hits}
-    assert "unknown to the store" in caplog.text
+    assert caplog.text.count("unknown to the store") == 1
+    assert asked.count("faq-phantom") == 1  # read once (the lexical side), not again for the keyword-only candidates
     assert "faq-phantom" not in pipeline.retriever.lexical.position  # rebuilt from the store, no restart
     assert pipeline.retriever.search("환불은 어떻게 받나요?", mode="hybrid")[0].answer_id == "refund-1"
 
