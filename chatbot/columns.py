@@ -8,6 +8,7 @@ keys questions filter on are integer code columns, so a category filter is one v
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
@@ -153,7 +154,7 @@ class Positions(Mapping[str, int]):
         if not isinstance(record_id, str) or not len(self.sorted):
             return -1
         raw = record_id.encode("utf-8")
-        probe = raw if self.keys is None else np.uint64(fnv1a(raw))
+        probe = raw if self.keys is None else np.uint64(id_key(raw))
         i = min(int(np.searchsorted(self.sorted, probe)), len(self.sorted) - 1)
         row = int(self.order[i])
         return row if self.sorted[i] == probe and self.raw[row] == raw else -1
@@ -189,25 +190,34 @@ class Positions(Mapping[str, int]):
         return iter(IdColumn(self.raw))
 
 
-def fnv1a(data: bytes) -> int:
+_OFFSET, _PRIME, _MASK = 0xCBF29CE484222325, 0x100000001B3, 0xFFFFFFFFFFFFFFFF
+
+
+def id_key(data: bytes) -> int:
     """id_keys() of one id."""
-    h = 0xCBF29CE484222325
-    for byte in data:
-        if byte:
-            h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    padded = data + b"\0" * (-len(data) % 8)
+    h = _OFFSET
+    for (word,) in struct.iter_unpack("=Q", padded):
+        if word:
+            h = ((h ^ word) * _PRIME) & _MASK
     return h
 
 
 def id_keys(raw: np.ndarray) -> np.ndarray:
-    """FNV-1a over each id's bytes (padding NULs skipped, so the array's width does not matter)."""
+    """An FNV-style hash over each id's bytes taken 8 at a time (a question's ~50 lookups cost 6 numpy
+    passes for 44-byte ids instead of 44). All-zero words are skipped: they can only be padding, so
+    the array's width does not matter."""
     width = raw.dtype.itemsize
-    data = np.ascontiguousarray(raw).view(np.uint8).reshape(len(raw), width)
-    h = np.full(len(raw), 0xCBF29CE484222325, dtype=np.uint64)
-    prime = np.uint64(0x100000001B3)
+    words = -(-width // 8)
+    data = np.zeros((len(raw), words * 8), dtype=np.uint8)
+    data[:, :width] = np.ascontiguousarray(raw).view(np.uint8).reshape(len(raw), width)
+    data = data.view(np.uint64)
+    h = np.full(len(raw), _OFFSET, dtype=np.uint64)
+    prime = np.uint64(_PRIME)
     with np.errstate(over="ignore"):
-        for j in range(width):
-            column = data[:, j].astype(np.uint64)
-            h = np.where(column == 0, h, (h ^ column) * prime)
+        for j in range(words):
+            word = data[:, j]
+            h = np.where(word == 0, h, (h ^ word) * prime)
     return h
 
 

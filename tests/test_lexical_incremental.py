@@ -112,6 +112,9 @@ def test_id_lookup_is_exact_even_when_hashes_collide(monkeypatch):
         assert (positions.keys is None) == collide
         assert [positions[i] for i in ids] == list(range(len(ids)))
         assert "faq-missing" not in positions and "" not in positions
+        # a question's batch: an array of another width (ids of 1 to 9 bytes, past 8-byte words) finds the same rows
+        asked = ["x", "한글-id", ids[7], "faq-missing", "faq-"]
+        assert positions.lookup(asked) == [len(ids) - 1, len(ids) - 2, 7, -1, -1]
 
 
 @pytest.mark.parametrize("size", [10, 5000, 100_000])
