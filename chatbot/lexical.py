@@ -74,7 +74,7 @@ class LexicalIndex:
     def __post_init__(self) -> None:
         self.token_key = self.token_key or tokeniser_key(self.typos)
         self._masks: dict[str, np.ndarray] = {}
-        self._decoded: dict[int, tuple[str, str, dict[str, Any]]] = {}
+        self._decoded: dict[int, Hit] = {}
 
     @classmethod
     def build(cls, records: StoredRecords | IndexedRecords, settings: LexicalSettings, fingerprint: str,
@@ -255,15 +255,15 @@ class LexicalIndex:
         return found
 
     def hit(self, i: int, score: float) -> Hit:
-        """Record i as a hit. Decoded rows are kept (bounded): the same few hundred records come back
-        question after question, and decoding one costs more than the rest of building its hit. The
+        """Record i as a hit. Decoded hits are kept (bounded): the same few hundred records come back
+        question after question, and decoding one costs more than copying it with a new score. The
         metadata dict is shared between hits of the same record, which never change it."""
-        row = self._decoded.get(i)
-        if row is None:
+        kept = self._decoded.get(i)
+        if kept is None:
             if len(self._decoded) >= _DECODED_KEPT:
                 self._decoded.clear()
-            row = self._decoded[i] = (self.records.ids[i], self.columns.texts[i], self.records.metadatas[i])
-        return Hit.of(row[0], row[1], row[2], score)
+            kept = self._decoded[i] = Hit.of(self.records.ids[i], self.columns.texts[i], self.records.metadatas[i], 0.0)
+        return kept.rescored(score)
 
 
 def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:
