@@ -150,7 +150,7 @@ class Positions(Mapping[str, int]):
             self.sorted = raw[self.order]
 
     def _find(self, record_id: object) -> int:
-        """One id (a question looks up ~50): hashed in Python, not through 44 numpy passes."""
+        """One id: hashed in Python (struct words), not through a numpy pass per word for a one-row array."""
         if not isinstance(record_id, str) or not len(self.sorted):
             return -1
         raw = record_id.encode("utf-8")
@@ -204,9 +204,9 @@ def id_key(data: bytes) -> int:
 
 
 def id_keys(raw: np.ndarray) -> np.ndarray:
-    """An FNV-style hash over each id's bytes taken 8 at a time (a question's ~50 lookups cost 6 numpy
-    passes for 44-byte ids instead of 44). All-zero words are skipped: they can only be padding, so
-    the array's width does not matter."""
+    """An FNV-style hash over each id's bytes taken 8 at a time (the store's 20-byte content-hash ids:
+    3 numpy passes instead of 20). All-zero words are skipped: they can only be padding, so the
+    array's width does not matter."""
     width = raw.dtype.itemsize
     words = -(-width // 8)
     data = np.zeros((len(raw), words * 8), dtype=np.uint8)
