@@ -3,6 +3,8 @@
     python bench/encoder_backends.py            # ~1 min on 2 quiet cores (the first run also exports/quantises)
     python bench/encoder_backends.py --rounds 4 --out bench/results/encoder_backends.md
 
+ORT fp32 runs twice: as one all-core run per call, and as the default, where a call of several texts
+is split over one single-threaded run per core side by side (chatbot/onnx_encoder.py, "lanes").
 Per backend, in interleaved rounds so every backend sees the same machine load:
   * one question: p50 latency of `encode_questions([q])` (micro-batching off: this is the raw call);
   * questions/s: batches of 64 short questions (data/questions.csv);
@@ -58,7 +60,10 @@ def encoders(int8: bool) -> dict[str, Encoder]:
     torch = load_encoder(settings.encoder)
     folder = torch.resolved.path
     rows = {"torch fp32": torch,
-            "ORT fp32": Encoder(torch.model, torch.resolved, torch.settings, OnnxEncoder.for_model(torch.model, folder))}
+            "ORT fp32 (one all-core run per call)": Encoder(torch.model, torch.resolved, torch.settings,
+                                                            OnnxEncoder.for_model(torch.model, folder, lanes=1)),
+            "ORT fp32 (default: batches on one-thread lanes)": Encoder(torch.model, torch.resolved, torch.settings,
+                                                                       OnnxEncoder.for_model(torch.model, folder))}
     if int8:
         rows["ORT int8"] = Encoder(torch.model, torch.resolved, torch.settings,
                                    OnnxEncoder.for_model(torch.model, folder, int8=True))

@@ -334,12 +334,13 @@ def main(argv: list[str] | None = None) -> int:
             refresh_header = ["records", *[f"{k} ms" for k in refresh]]
             pipeline.store.close()  # frees this size's embedded Chroma before the next
             del pipeline
-        sections.append("### Question latency (hybrid `answerer.ask`) vs the encoder alone, ms\n" + markdown_table(
-            ["records", "store", "ask p50", "ask p95", "encoder p50", "encoder p95", "p50 ratio", "torch encoder p50",
-             "ask / torch p50", "load avg"], latency_rows))
-        sections.append("### Store sizes in Chroma: ingest, BM25 cache, one new FAQ, memory\n" + markdown_table(
-            ["records", "ingest s (random vectors beyond the cap)", "BM25 build s", "BM25 cache load s",
-             "one new FAQ answerable s", "process RSS MB"], scale_rows))
+        if latency_rows:  # some size was stored in Chroma (`--sizes ""` measures the throughput only)
+            sections.append("### Question latency (hybrid `answerer.ask`) vs the encoder alone, ms\n" + markdown_table(
+                ["records", "store", "ask p50", "ask p95", "encoder p50", "encoder p95", "p50 ratio", "torch encoder p50",
+                 "ask / torch p50", "load avg"], latency_rows))
+            sections.append("### Store sizes in Chroma: ingest, BM25 cache, one new FAQ, memory\n" + markdown_table(
+                ["records", "ingest s (random vectors beyond the cap)", "BM25 build s", "BM25 cache load s",
+                 "one new FAQ answerable s", "process RSS MB"], scale_rows))
         lexical_rows = []
         texts = generate_questions(args.distinct_texts, seed=2)
         for size in sizes:
@@ -347,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"BM25 cache alone at {size}: {row}")
             lexical_rows.append([f"{v:,}" if isinstance(v, int) else f"{v:.2f}" for v in row.values()])
             lexical_header = list(row)
-        sections.append("### BM25 cache alone (synthetic records, no Chroma)\n" + markdown_table(lexical_header, lexical_rows))
+        if lexical_rows:
+            sections.append("### BM25 cache alone (synthetic records, no Chroma)\n" + markdown_table(lexical_header, lexical_rows))
         if step_rows:  # some size was stored in Chroma
             sections.append("### Where a hybrid question's time goes (p50 ms per step)\n" + markdown_table(step_header, step_rows))
             sections.append("### Lexical cache refresh check (runs inside a question every refresh_s = 30 s)\n"

@@ -33,6 +33,7 @@ class EncoderSettings(BaseModel):
     backend: Literal["auto", "torch", "onnx"] = "auto"
     onnx_int8: bool = False  # dynamic int8 ONNX weights: faster, lower quality (bench/encoder_backends.py)
     onnx_max_batch: int = Field(0, ge=0)  # calls with more texts than this go to torch; 0 = ONNX for all sizes
+    onnx_lanes: int = Field(0, ge=0)  # calls of several texts run as this many one-thread runs at once; 0 = one per core, 1 = off
     micro_batch_max: int = Field(32, ge=1)  # concurrent 1-question calls encoded together; 1 = off
     micro_batch_wait_ms: float = Field(2.0, ge=0.0)  # how long a forming batch waits for more (a lone call never waits)
 

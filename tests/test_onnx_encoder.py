@@ -139,3 +139,21 @@ def test_int8_option(tiny_model_dir):
     texts = korean_sentences(40)
     cosines = np.sum(int8.encode_questions(texts) * fp32.encode_questions(texts), axis=1)
     assert cosines.min() > 0.9  # close, not identical: the quality cost is measured in bench/encoder_backends.py
+
+
+def test_lanes_split_calls_and_give_the_same_vectors(tiny_model_dir):
+    lanes, single = _load(tiny_model_dir, backend="onnx", onnx_lanes=2), _load(tiny_model_dir, backend="onnx", onnx_lanes=1)
+    assert (lanes.onnx.lanes, single.onnx.lanes) == (2, 1)
+    _assert_same_vectors(lanes, single, korean_sentences())
+    runs: list[tuple[int, bool]] = []
+    original = lanes.onnx._run
+    lanes.onnx._run = lambda rows, session=None: runs.append((len(rows), session is not None)) or original(rows, session)
+    texts = korean_sentences(80)
+    for n in (1, 7, 20, 80):
+        runs.clear()
+        lanes.encode_passages(texts[:n])
+        if n < 8:  # too few to split: one run on the main (all-core) session
+            assert runs == [(n, False)], n
+        else:  # cut into at least one batch per lane, at most batch_size (32) each, all on the one-thread session
+            assert sum(size for size, _ in runs) == n and all(on_lane for _, on_lane in runs), runs
+            assert len(runs) == max(2, -(-n // 32)) and max(size for size, _ in runs) <= 32, runs
