@@ -188,11 +188,13 @@ class Encoder:
         return self._batcher
 
     def close(self) -> None:
-        """Stop the micro-batching worker (it is restarted if the encoder is used again)."""
+        """Stop the micro-batching worker and the ONNX lane threads (both restart if the encoder is used again)."""
         with self._batcher_lock:
             batcher, self._batcher = self._batcher, None
         if batcher is not None:
             batcher.close()
+        if self.onnx is not None:
+            self.onnx.close()
 
     def _micro_batcher(self) -> MicroBatcher[str]:
         with self._batcher_lock:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -182,7 +183,8 @@ class OnnxEncoder:
         self.lanes = lanes
         self._lane_session = (ort.InferenceSession(str(path), _options(1, shared), providers=["CPUExecutionProvider"])
                               if lanes > 1 else None)
-        self._lane_pool = ThreadPoolExecutor(lanes, thread_name_prefix="onnx-lane") if lanes > 1 else None
+        self._lane_pool: ThreadPoolExecutor | None = None  # started by the first split call, stopped by close()
+        self._pool_lock = threading.Lock()
         # A copy: transformers re-configures its backend tokenizer on every call, which is not thread-safe.
         self.tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
         self.tokenizer.enable_truncation(max_seq_length)
@@ -215,7 +217,7 @@ class OnnxEncoder:
             cuts = list(range(0, len(texts), batch_size)) + [len(texts)]
         batches = [[encodings[i].ids for i in order[a:b]] for a, b in zip(cuts, cuts[1:])]
         if lanes > 1:
-            runs = self._lane_pool.map(self._run_lane, batches)
+            runs = self._on_lanes(batches)
         else:
             runs = map(self._run, batches)
         if show_progress:
@@ -226,6 +228,21 @@ class OnnxEncoder:
         out = np.empty_like(parts[0], shape=(len(texts), parts[0].shape[1]))
         out[order] = np.concatenate(parts)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def close(self) -> None:
+        """Stop the lane threads; a later split call starts them again."""
+        with self._pool_lock:
+            pool, self._lane_pool = self._lane_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _on_lanes(self, batches: list[list[list[int]]]) -> Iterator[np.ndarray]:
+        """The batches' runs on the lane threads; submitted under the lock, so a close() meanwhile
+        waits for them instead of refusing them."""
+        with self._pool_lock:
+            if self._lane_pool is None:
+                self._lane_pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="onnx-lane")
+            return self._lane_pool.map(self._run_lane, batches)
 
     def _run_lane(self, rows: list[list[int]]) -> np.ndarray:
         return self._run(rows, self._lane_session)
@@ -261,7 +278,9 @@ def balanced_cuts(lengths: list[int], parts: int) -> list[int]:
             low = middle + 1
         else:
             high = middle
-    return fill(low) or [0, len(lengths)]
+    cuts = fill(low)  # `high` always fits (one run), so the search ends on a fitting limit
+    assert cuts is not None
+    return cuts
 
 
 def _options(threads: int, shared: dict):  # noqa: ANN202 - onnxruntime.SessionOptions

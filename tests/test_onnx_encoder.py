@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,20 @@ def test_lanes_split_calls_and_give_the_same_vectors(tiny_model_dir):
         else:  # cut into at least one batch per lane, at most batch_size (32) each, all on the one-thread session
             assert sum(size for size, _ in runs) == n and all(on_lane for _, on_lane in runs), runs
             assert len(runs) == max(2, -(-n // 32)) and max(size for size, _ in runs) <= 32, runs
+
+
+def test_close_stops_the_lane_threads_and_a_later_call_restarts_them(tiny_model_dir):
+    def lane_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("onnx-lane")}
+
+    encoder = _load(tiny_model_dir, backend="onnx", onnx_lanes=2)
+    texts = korean_sentences(20)
+    others = lane_threads()  # other tests' encoders may still hold theirs
+    before = encoder.encode_passages(texts)
+    ours = lane_threads() - others
+    assert ours
+    encoder.close()
+    assert not any(t.is_alive() for t in ours)
+    again = encoder.encode_passages(texts)  # the encoder stays usable: the lanes start again
+    assert np.allclose(before, again, atol=1e-5)
+    encoder.close()
