@@ -401,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     print("The store refuses vectors from another encoder, so re-index with it:")
     print(f"  {reindex_hint(target, args.faq)}")
     print("  (and `python -m ingest docs PATH… --rebuild` if you index documents)")
-    print("An adapted encoder spreads its scores differently: pick answer.threshold again with")
-    print("  python -m chatbot.evaluate QUESTIONS.csv --modes hybrid   (it prints the recommended value)")
+    print("The answer decision model rebuilds itself from the re-indexed store. An adapted encoder spreads its")
+    print("scores differently: compare it with the base encoder and pick answer.threshold (used while the decision")
+    print("model builds) again with")
+    print("  python -m chatbot.evaluate QUESTIONS.csv --modes hybrid   (it prints precision, coverage and the threshold)")
     return 0
 
 
