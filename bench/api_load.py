@@ -8,7 +8,8 @@ loopback port with the rate limits off, runs N closed-loop clients for the given
 stops by itself), and measures the encoder alone in this process before the app starts and after it
 stops (the mean of the two is the ceiling: the machine's speed drifts over a run). The clients run
 in this process too, so on a small machine they take some of the CPU the server would have. Prints
-throughput, p50/p95/max latency, status counts and the ratios.
+throughput, p50/p95/max latency, status counts and the ratios, and the CPU the server and the clients
+used during the load (the server's per question beside the encoder's own).
 """
 from __future__ import annotations
 
@@ -114,18 +115,30 @@ def wait_for_decision_model(base: str, timeout_s: float = 300) -> None:
         time.sleep(1)
 
 
-def encoder_batched_rate(seconds: float = 10.0) -> float:
-    """Questions per second of the configured encoder alone, batches of 64, in this process."""
+def encoder_batched_rate(seconds: float = 10.0) -> tuple[float, float]:
+    """Questions per second of the configured encoder alone, batches of 64, in this process, and the
+    CPU seconds it spent per question."""
     from chatbot.encoder import load_encoder
 
     encoder = load_encoder(e5_settings().encoder)
     batch = (QUESTIONS * 5)[:64]
     encoder.encode_questions(batch)  # warm-up
-    done, started = 0, time.perf_counter()
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         encoder.encode_questions(batch)
         done += len(batch)
-    return done / (time.perf_counter() - started)
+    rate, cpu_each = done / (time.perf_counter() - started), (time.process_time() - cpu) / done
+    encoder.close()
+    return rate, cpu_each
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     settings = e5_settings()
-    rate_before = encoder_batched_rate()  # before and after the load: the machine's speed drifts over a run
+    rate_before, cpu_before = encoder_batched_rate()  # before and after the load: the machine's speed drifts over a run
     tmp = Path(tempfile.mkdtemp(prefix="faqbot-load-"))
     port = free_port()
     env = {
@@ -156,12 +169,16 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 http.post(f"{base}/api/ask", json={"question": q})
                 single.append(time.perf_counter() - started)
+        server_cpu, client_cpu = process_cpu_seconds(proc.pid), time.process_time()
         latencies, statuses = run_load(base, args.clients, args.seconds)
+        server_end = process_cpu_seconds(proc.pid)
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = None if server_cpu is None or server_end is None else server_end - server_cpu
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    rate_after = encoder_batched_rate()
-    rate = (rate_before + rate_after) / 2
+    rate_after, cpu_after = encoder_batched_rate()
+    rate, encoder_cpu = (rate_before + rate_after) / 2, (cpu_before + cpu_after) / 2
     throughput = len(latencies) / args.seconds
     lat = sorted(latencies)
     p95 = lat[int(0.95 * (len(lat) - 1))]
@@ -170,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.clients} parallel clients, {args.seconds:.0f} s: {throughput:.1f} questions/s = "
           f"{throughput / rate:.2f}× the batched encoder; p50 {statistics.median(lat) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms; statuses {dict(statuses)}")
+    if server_cpu is not None and latencies:
+        # Where the machine's cores went during the load: the server's CPU per question against the
+        # encoder's own, and what the clients (in this process, on the same cores) took.
+        print(f"CPU during the load ({os.cpu_count()} cores): server {server_cpu / args.seconds:.2f} cores, "
+              f"{server_cpu / len(latencies) * 1000:.1f} ms per question (the encoder alone, batched: "
+              f"{encoder_cpu * 1000:.1f} ms); clients {client_cpu / args.seconds:.2f} cores")
     return 0 if set(statuses) == {200} else 1
 
 
