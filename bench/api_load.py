@@ -169,11 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 http.post(f"{base}/api/ask", json={"question": q})
                 single.append(time.perf_counter() - started)
-        server_cpu, client_cpu = process_cpu_seconds(proc.pid), time.process_time()
+        server_before, client_before = process_cpu_seconds(proc.pid), time.process_time()
         latencies, statuses = run_load(base, args.clients, args.seconds)
-        server_end = process_cpu_seconds(proc.pid)
-        client_cpu = time.process_time() - client_cpu
-        server_cpu = None if server_cpu is None or server_end is None else server_end - server_cpu
+        server_after, client_cpu = process_cpu_seconds(proc.pid), time.process_time() - client_before
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -187,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.clients} parallel clients, {args.seconds:.0f} s: {throughput:.1f} questions/s = "
           f"{throughput / rate:.2f}× the batched encoder; p50 {statistics.median(lat) * 1000:.0f} ms, "
           f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms; statuses {dict(statuses)}")
-    if server_cpu is not None and latencies:
+    if server_before is not None and server_after is not None and latencies:
+        server_cpu = server_after - server_before
         # Where the machine's cores went during the load: the server's CPU per question against the
         # encoder's own, and what the clients (in this process, on the same cores) took.
         print(f"CPU during the load ({os.cpu_count()} cores): server {server_cpu / args.seconds:.2f} cores, "
