@@ -359,3 +359,18 @@ def test_calibration_files_are_labelled_rows_and_a_changed_file_rebuilds(make_se
         handle.write("오늘 점심 메뉴 추천,,\n")
     assert provider.fingerprint() != model.fingerprint
     assert provider.wait(120).info["rows_not-for-us"] == 2
+
+
+def test_rankings_asked_together_come_back_in_order_and_as_asked_alone(small):
+    """The training questions are ranked from several threads so the encoder batches them: each ranking
+    must still be that question's own (same order, same candidates as when asked alone)."""
+    from chatbot.decision.candidates import rank
+    from chatbot.decision.examples import rank_all
+
+    questions = [q for qs in FAQS.values() for q in qs] + list(bundled_out_of_scope()[:25])
+    together = rank_all(small.retriever, questions)
+    assert [r.question for r in together] == [small.retriever.candidates(q).question for q in questions]
+    for question, ranking in zip(questions, together):
+        alone = rank(small.retriever, question)
+        assert [c.hit.record_id for c in ranking.grouped()] == [c.hit.record_id for c in alone.grouped()]
+        assert [c.fused for c in ranking.grouped()] == pytest.approx([c.fused for c in alone.grouped()], abs=1e-4)
