@@ -38,6 +38,8 @@ from chatbot.records import Record
 from chatbot.store import Store
 from ingest.records import item_key
 
+WRITE_AFTER_S = 0.03  # how long a batch's write waits for the next batch's encoding to get going
+
 log = logging.getLogger(__name__)
 
 COUNT_NAMES = ("added", "updated", "unchanged", "removed", "rejected")
@@ -155,7 +157,10 @@ def apply_plan(
     """Encode and upsert the new records batch by batch, then delete the stale ones.
 
     Records go in length order (batches of similar length waste little on padding, as one big
-    encode call would) and each batch is written to Chroma while the next one is encoded.
+    encode call would) and each batch is written to Chroma while the next one is encoded. The write
+    starts WRITE_AFTER_S after the next encoding: embedded Chroma holds the GIL for a whole upsert,
+    and begun first it kept the encoder from tokenising and starting its runs (which release the
+    GIL) until it was done, leaving a core idle for most of every write.
     should_stop is asked before every batch and before the deletion: IngestCancelled, nothing deleted.
     """
     todo = sorted(plan.to_write, key=lambda r: (r.kind, len(r.text)))
@@ -166,14 +171,17 @@ def apply_plan(
             batch = todo[start : start + batch_size]
             encoded = [(batch, encoder.encode_records(batch))]
             _finish(pending, on_written)
-            pending = writer.submit(_write, store, encoded)
+            more = start + batch_size < len(todo)  # the last write has no encoding to make way for
+            pending = writer.submit(_write, store, encoded, WRITE_AFTER_S if more else 0.0)
         _finish(pending, on_written)
     _check_stop(should_stop)
     store.delete(plan.to_delete)
     return plan.counts
 
 
-def _write(store: Store, encoded: list[tuple[list[Record], np.ndarray]]) -> int:
+def _write(store: Store, encoded: list[tuple[list[Record], np.ndarray]], after_s: float = 0.0) -> int:
+    if after_s:
+        time.sleep(after_s)
     for part, vectors in encoded:
         store.upsert(part, vectors)
     return sum(len(part) for part, _ in encoded)
