@@ -19,8 +19,8 @@ Big stores are bounded by sampling variants and passages (max_variants).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +37,7 @@ MAX_LABELLED = 5000
 PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
 PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
 RANKING_THREADS = 16  # enough to fill an encoder micro-batch of a few tens
+RANKING_CHUNK = 256  # rankings made ahead of their use
 VERIFIED = 3  # candidates per row kept for the verifier (the Answerer scores up to answer.clarify_candidates)
 
 
@@ -70,14 +71,17 @@ def passage_questions(text: str, n: int = PASSAGE_QUESTIONS) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def rank_all(retriever: Retriever, questions: Sequence[str]) -> list[Ranking]:
+def rank_all(retriever: Retriever, questions: Sequence[str]) -> Iterator[Ranking]:
     """The rankings of many questions, in order. They are asked from RANKING_THREADS threads at once so
     that the encoder's micro-batcher encodes them together (the sample's ~800 built in 7 s one at a time,
-    4–5 s so); each ranking is the one that question gets when asked alone."""
+    4–5 s so); each ranking is the one that question gets when asked alone. Made RANKING_CHUNK at a
+    time, so a big store's thousands of training questions never hold all their candidates at once."""
     if len(questions) < 2 or retriever.settings.encoder.micro_batch_max <= 1:
-        return [rank(retriever, q) for q in questions]
+        yield from (rank(retriever, q) for q in questions)
+        return
     with ThreadPoolExecutor(max_workers=RANKING_THREADS, thread_name_prefix="decision-rank") as pool:
-        return list(pool.map(lambda q: rank(retriever, q), questions))
+        for start in range(0, len(questions), RANKING_CHUNK):
+            yield from pool.map(lambda q: rank(retriever, q), questions[start : start + RANKING_CHUNK])
 
 
 def build_examples(
@@ -141,8 +145,8 @@ def build_examples(
 
     passages = [(record_id, question, source) for record_id, text, source in chunks for question in passage_questions(text)]
     labelled = list(labelled)[-MAX_LABELLED:]
-    rankings = iter(rank_all(retriever, [text for _, text, _ in askable] + [q for _, q, _ in passages]
-                             + list(bundled) + [question for question, _ in labelled]))
+    rankings = rank_all(retriever, [text for _, text, _ in askable] + [q for _, q, _ in passages]
+                        + list(bundled) + [question for question, _ in labelled])
     for (record_id, text, key), ranking in zip(askable, rankings):
         add(ranking, {record_id}, key, key, "variant")
         add(ranking, set(group_of[key]), None, key, "faq-removed")
