@@ -143,6 +143,7 @@ class AppSettings(BaseModel):
     uploads_per_minute: int = Field(10, ge=0)
     events_per_minute: int = Field(240, ge=0)
     queue_max_size: int = Field(200, ge=1)  # page events waiting beyond this are refused
+    request_threads: int = Field(64, ge=1)  # API requests handled at once (the rest wait); bounds the threads a flood makes
     ingest_timeout_s: int = Field(900, ge=10)  # a web ingestion is stopped (nothing lost) after this
     ingest_lock_timeout_s: float = Field(10.0, ge=0)
     operator_token: str | None = None  # Bearer token of /api/operator/*; unset = those endpoints answer 403

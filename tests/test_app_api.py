@@ -170,6 +170,34 @@ def test_bad_feedback_is_422(client, body):
     assert client.post("/api/feedback", json=body).status_code == 422
 
 
+def test_questions_in_flight_are_capped_at_request_threads(settings):
+    """app.request_threads bounds how many questions run at once (each blocks a thread); the rest wait, none fail."""
+    from ingest.sync import ingest_paths
+
+    capped = settings.with_overrides(app={"request_threads": 3})
+    ingest_paths(capped, "faq", [Path(p) for p in capped.app.sample_faq])
+    pipeline = open_pipeline(capped)
+    real_ask, running, most = pipeline.answerer.ask, [0], [0]
+    lock = threading.Lock()
+
+    def slow_ask(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.15)
+            return real_ask(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    pipeline.answerer.ask = slow_ask
+    with TestClient(build_api(pipeline)) as client, ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda _: ask(client, question="배송은 얼마나 걸리나요?").status_code, range(10)))
+    assert statuses == [200] * 10
+    assert most[0] == 3
+
+
 def test_feedback_log_survives_concurrent_writers(tmp_path):
     path = tmp_path / "fb.jsonl"
     long_question = "가나다라마바사 " * 1200  # ~25 KB lines (under the 10,000-character cap): interleaving would break them
