@@ -183,6 +183,43 @@ def test_sync_source_directly(settings, tmp_path):
     assert "삭제 removed 1" in str(second) and "그대로 unchanged 3" in str(second)
 
 
+def test_batches_come_back_in_order_with_the_next_one_already_encoding(settings, tmp_path):
+    """encoded_batches keeps the next call in flight (never more than two) and hands out each batch's
+    own vectors in order; a stop request ends it between batches."""
+    import threading
+
+    from ingest.plan import IngestCancelled, encoded_batches
+
+    encoder = load_encoder(settings.encoder)
+    records = faq_records(read_faq(write_faq(tmp_path / "faq.csv")).items)
+    batches = [records[i : i + 2] for i in range(0, len(records), 2)]
+    real, lock, running, most, started = encoder.encode_records, threading.Lock(), [0], [0], []
+
+    class Watched:
+        def encode_records(self, batch):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                started.append(batch)
+            try:
+                time.sleep(0.05)
+                return real(batch)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+    got = list(encoded_batches(Watched(), batches))
+    assert [batch for batch, _ in got] == batches
+    for batch, vectors in got:
+        np.testing.assert_allclose(vectors, real(batch), atol=1e-5)
+    assert most[0] == 2 and len(started) == len(batches)
+
+    asked = iter([False, False, True])
+    with pytest.raises(IngestCancelled):
+        for _ in encoded_batches(Watched(), batches, should_stop=lambda: next(asked)):
+            pass
+
+
 def test_rebuild_reencodes_this_kind_and_drops_its_other_sources(settings, tmp_path):
     a = write_faq(tmp_path / "a.csv")
     b = write_faq(tmp_path / "b.csv", {"x": "x,기타,영업시간은요?,평일 9시부터 6시까지입니다.,"})
