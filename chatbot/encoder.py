@@ -3,12 +3,14 @@
 Our encoder computes every embedding and hands vectors to Chroma, so the store never falls back to
 Chroma's own default embedding function.
 
-Backends (``encoder.backend``): the SentenceTransformer (torch) is always loaded -- training, the static
-distillation and benches use it -- and with ``auto``/``onnx`` an ONNX Runtime copy of the same model
+Backends (``encoder.backend``): the SentenceTransformer (torch) is what training, the static
+distillation and benches use, and with ``auto``/``onnx`` an ONNX Runtime copy of the same model
 (chatbot/onnx_encoder.py) does the encoding: on a quiet 2-core machine ~3× faster for one question
 (6.8 vs 21 ms) and equal for batches of 64 (~225/s each); on a loaded one (load average 5-15) 1.6-3.7×
 the torch batch throughput and far ahead for one question (bench/encoder_backends.py). So ONNX serves
 every call by default; ``onnx_max_batch`` sends larger calls to torch should a machine measure otherwise.
+Once the ONNX copy has been exported, a process that encodes with it alone on the CPU starts from it
+without importing torch (~5 s sooner); torch is loaded on first use of ``Encoder.model``.
 Both give the same vectors, so the identity a store records does not name the backend. Single-question
 calls from concurrent threads are micro-batched (chatbot/batching.py).
 """
@@ -18,6 +20,7 @@ import gc
 import logging
 import math
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from chatbot.batching import MicroBatcher
-from chatbot.onnx_encoder import OnnxEncoder, OnnxUnavailableError
+from chatbot.onnx_encoder import OWN_LIMIT_ATTRIBUTE, OnnxEncoder, OnnxUnavailableError
 from chatbot.settings import EncoderSettings
 from chatbot.text import correct_spacing, normalise
 
@@ -103,9 +106,14 @@ def _from_hub(model: str, timeout_s: float) -> ResolvedModel:
 class Encoder:
     """A loaded SentenceTransformer (+ optional ONNX Runtime copy) with the prefixes and input policy of the settings."""
 
-    def __init__(self, model, resolved: ResolvedModel, settings: EncoderSettings, onnx: OnnxEncoder | None = None) -> None:
+    def __init__(self, model, resolved: ResolvedModel, settings: EncoderSettings, onnx: OnnxEncoder | None = None,
+                 dimension: int | None = None) -> None:
+        """model: the SentenceTransformer, or None when ONNX serves (then `dimension` is needed; the
+        `model` property loads torch on first use)."""
+        if model is None and (onnx is None or dimension is None):
+            raise ValueError("an Encoder without its torch model needs the ONNX encoder and the dimension")
         self._model = model
-        self._dimension = int(model.get_embedding_dimension())
+        self._dimension = int(dimension if model is None else model.get_embedding_dimension())
         self._model_lock = threading.Lock()
         self.resolved = resolved
         self.settings = settings
@@ -230,8 +238,34 @@ def load_encoder(settings: EncoderSettings) -> Encoder:
 def _load_cached(settings_json: str) -> Encoder:
     settings = EncoderSettings.model_validate_json(settings_json)
     resolved = resolve_model(settings.model, settings.hub_timeout_s)
+    cached = _onnx_without_torch(resolved, settings)
+    if cached is not None:
+        onnx, dimension = cached
+        log.info("Encoder %s runs on ONNX Runtime (%s; torch not loaded)", resolved.model_id, onnx.path.name)
+        return Encoder(None, resolved, settings, onnx, dimension=dimension)
     model = _load_torch(resolved, settings)
     return Encoder(model, resolved, settings, _load_onnx(model, resolved, settings, str(model.device)))
+
+
+def _onnx_without_torch(resolved: ResolvedModel, settings: EncoderSettings) -> tuple[OnnxEncoder, int] | None:
+    """The ONNX encoder from an earlier export when ONNX will serve every call on the CPU anyway: importing
+    torch and loading the weights (~5 s, and their memory) is then only for training and other tools,
+    which load them on first use (Encoder.model)."""
+    if settings.backend == "torch" or settings.onnx_max_batch or not _cpu_only(settings):
+        return None
+    try:
+        return OnnxEncoder.from_cache(resolved.path, settings.max_seq_length, settings.onnx_int8, settings.onnx_lanes)
+    except OnnxUnavailableError as exc:
+        log.warning("ONNX export of %s could not be loaded (%s); loading the model with torch", resolved.model_id, exc)
+        return None
+
+
+def _cpu_only(settings: EncoderSettings) -> bool:
+    """True when the encoder will run on the CPU, known without importing torch: configured so, or a Linux
+    machine with no NVIDIA device (elsewhere torch is asked, as _default_device does)."""
+    if settings.device:
+        return settings.device == "cpu"
+    return sys.platform.startswith("linux") and not Path("/dev/nvidiactl").exists()
 
 
 def _load_torch(resolved: ResolvedModel, settings: EncoderSettings):  # noqa: ANN202 - a SentenceTransformer
@@ -241,7 +275,9 @@ def _load_torch(resolved: ResolvedModel, settings: EncoderSettings):  # noqa: AN
     log.info("Loading encoder %s from %s (%s) on %s", resolved.model_id, resolved.path, resolved.source, device)
     model = SentenceTransformer(str(resolved.path), device=device)
     # Never past the model's own position limit (a small model may allow fewer than configured).
-    model.max_seq_length = min(settings.max_seq_length, model.max_seq_length or settings.max_seq_length)
+    own_limit = model.max_seq_length or settings.max_seq_length
+    setattr(model, OWN_LIMIT_ATTRIBUTE, own_limit)  # the ONNX export records it for loads without torch
+    model.max_seq_length = min(settings.max_seq_length, own_limit)
     return model
 
 

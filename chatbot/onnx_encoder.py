@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 EXPORT_FORMAT = 1  # bump when the exported graph changes: older files are then exported again
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"  # the tokenizer exactly as the loaded model used it (transformers may adjust the folder's)
+OWN_LIMIT_ATTRIBUTE = "faqbot_own_max_seq_length"  # set by chatbot.encoder on a loaded model before it caps the length
+SERVING_FILE = "serving.json"  # what encoding needs besides the graph: pad id, the model's length limit, dimension
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "sentence_embedding"
 MIN_LANE_TEXTS = 4  # fewer texts than lanes × this run as one batch on the main session
@@ -135,6 +138,20 @@ def _quiet(*names: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
+def _save_serving_info(directory: Path, tokenizer, pad_id: int, max_seq_length: int, dimension: int) -> None:
+    """Written beside the export once (atomically: replicas may share the folder) so later loads need no torch."""
+    if (directory / SERVING_FILE).exists():
+        return
+    info = {"pad_id": pad_id, "max_seq_length": max_seq_length, "dimension": dimension, "format": EXPORT_FORMAT}
+    try:
+        for name, text in ((TOKENIZER_FILE, tokenizer.to_str()), (SERVING_FILE, json.dumps(info) + "\n")):
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=directory, prefix=".serving-", delete=False) as tmp:
+                tmp.write(text)
+            os.replace(tmp.name, directory / name)  # the tokenizer first: the info file says both are there
+    except OSError as exc:  # a read-only cache: every start loads torch, as before
+        log.warning("could not save ONNX serving info in %s: %s", directory, exc)
+
+
 def quantize_int8(source: Path, target: Path) -> Path:
     """Dynamic int8 weights (faster on CPU; measured quality cost in bench/encoder_backends.py)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -165,10 +182,11 @@ def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
 class OnnxEncoder:
     """An ORT session + a private copy of the model's tokenizer; same truncation, pooling and normalisation."""
 
-    def __init__(self, path: Path, tokenizer, max_seq_length: int, threads: int | None = None, lanes: int = 1) -> None:
-        """lanes > 1: calls of several texts are split over that many single-threaded runs at once (below)."""
+    def __init__(self, path: Path, tokenizer, pad_id: int, max_seq_length: int, threads: int | None = None,
+                 lanes: int = 1) -> None:
+        """tokenizer: a ``tokenizers.Tokenizer`` of this process's own (it is reconfigured here); lanes > 1:
+        calls of several texts are split over that many single-threaded runs at once (below)."""
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.path = Path(path)
         shared = _shared_initializers(self.path) if lanes > 1 else {}
@@ -185,19 +203,52 @@ class OnnxEncoder:
                               if lanes > 1 else None)
         self._lane_pool: ThreadPoolExecutor | None = None  # started by the first split call, stopped by close()
         self._pool_lock = threading.Lock()
-        # A copy: transformers re-configures its backend tokenizer on every call, which is not thread-safe.
-        self.tokenizer = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.tokenizer = tokenizer
         self.tokenizer.enable_truncation(max_seq_length)
         self.tokenizer.no_padding()  # each length-sorted batch is padded to its own longest text below
-        self.pad_id = int(tokenizer.pad_token_id or 0)
+        self.pad_id = pad_id
 
     @classmethod
     def for_model(cls, model, folder: Path, int8: bool = False, lanes: int = 0) -> "OnnxEncoder":
         """Export-if-needed and load, for a loaded SentenceTransformer ``model`` read from ``folder``
         (lanes 0 = one per core)."""
+        from tokenizers import Tokenizer
+
         path = ensure_onnx_file(model, folder, int8)
+        # A copy: transformers re-configures its backend tokenizer on every call, which is not thread-safe.
+        tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        pad_id = int(model.tokenizer.pad_token_id or 0)
+        own_limit = int(getattr(model, OWN_LIMIT_ATTRIBUTE, model.max_seq_length))  # before the configured cap
+        _save_serving_info(path.parent, tokenizer, pad_id, own_limit, int(model.get_embedding_dimension()))
+        return cls._load(path, tokenizer, pad_id, int(model.max_seq_length), lanes)
+
+    @classmethod
+    def from_cache(cls, folder: Path, max_seq_length: int, int8: bool = False, lanes: int = 0
+                   ) -> tuple["OnnxEncoder", int] | None:
+        """(encoder, dimension) from an earlier export of this model folder, without loading torch (a
+        serving process starts ~5 s sooner and never imports it); None when there is no complete export
+        yet (for_model makes one). max_seq_length: the configured cap (the model's own limit also applies)."""
+        if not onnx_runtime_available():
+            return None
+        directory = onnx_dir(folder)
+        path = directory / (INT8_FILE if int8 else MODEL_FILE)
         try:
-            return cls(path, model.tokenizer, int(model.max_seq_length), lanes=lanes or _cores())
+            info = json.loads((directory / SERVING_FILE).read_text(encoding="utf-8"))
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+            pad_id, own_limit, dimension = int(info["pad_id"]), int(info["max_seq_length"]), int(info["dimension"])
+        except Exception as exc:  # a missing or partial file: OSError, JSON/key errors, tokenizers' own plain Exception
+            log.debug("no complete ONNX export of %s to serve from (%s)", folder, exc)
+            return None
+        if not path.exists():
+            return None
+        return cls._load(path, tokenizer, pad_id, min(max_seq_length, own_limit), lanes), dimension
+
+    @classmethod
+    def _load(cls, path: Path, tokenizer, pad_id: int, max_seq_length: int, lanes: int) -> "OnnxEncoder":
+        try:
+            return cls(path, tokenizer, pad_id, max_seq_length, lanes=lanes or _cores())
         except Exception as exc:  # onnxruntime raises its own exception types for graphs it cannot load
             raise OnnxUnavailableError(f"onnxruntime could not load {path}: {type(exc).__name__}: {exc}") from exc
 

@@ -76,6 +76,37 @@ def test_export_is_reused(tiny_model_dir, monkeypatch):
     assert _load(tiny_model_dir, backend="onnx").backend == "onnx"
 
 
+def test_later_loads_serve_from_the_export_without_torch(tiny_model_dir, tmp_path):
+    """After the first export a CPU/ONNX process starts from the cached graph and tokenizer alone: same
+    vectors (the configured length cap included), torch loaded only when something asks for it."""
+    import shutil
+    import subprocess
+    import sys
+
+    from chatbot.onnx_encoder import SERVING_FILE
+    from chatbot.settings import PROJECT_ROOT
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("onnx"))
+    first = _load(folder, backend="auto")
+    assert first._model is not None and (onnx_dir(folder) / SERVING_FILE).is_file()
+    second = _load(folder, backend="auto")
+    assert second._model is None and second.backend == "onnx" and second.dimension == first.dimension
+    _assert_same_vectors(second, first, korean_sentences(80))
+    _assert_same_vectors(_load(folder, backend="auto", max_seq_length=8), _load(folder, backend="torch", max_seq_length=8),
+                         korean_sentences(40))
+    assert second.model is not None  # torch on first use (training, the static mode, benches)
+    assert _load(folder, backend="torch")._model is not None
+    assert _load(folder, backend="onnx", onnx_max_batch=4)._model is not None  # large calls need torch
+
+    code = ("import sys; from chatbot.encoder import load_encoder; from chatbot.settings import EncoderSettings; "
+            f"e = load_encoder(EncoderSettings(model={str(folder)!r}, device='cpu')); e.encode_questions(['배송 언제 와요?']); "
+            "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"]
+
+
 @pytest.mark.slow
 def test_retrained_folder_gets_its_own_export(tiny_model_dir, tmp_path):
     """A chatbot.train output is just another folder: exported on first use, with its own weights."""
