@@ -41,6 +41,11 @@ SERVING_FILE = "serving.json"  # what encoding needs besides the graph: pad id, 
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "sentence_embedding"
 MIN_LANE_TEXTS = 4  # fewer texts than lanes × this run as one batch on the main session
+# A run padded to more token ids than this hands its working memory back to the system when it ends. Without
+# it ONNX Runtime's arena keeps the largest run's memory for the process's life: +0.9-1.1 GB RSS after a
+# batch of long passages, for ~3 % more time on such batches (128 passages of 256 tokens: 10.0-10.4 s vs
+# 9.7-9.9 s; RSS after 1.10-1.15 GB vs 2.03-2.25 GB). Micro-batches of questions stay below it.
+SHRINK_AFTER_IDS = 2048
 
 
 class OnnxUnavailableError(RuntimeError):
@@ -203,6 +208,8 @@ class OnnxEncoder:
                               if lanes > 1 else None)
         self._lane_pool: ThreadPoolExecutor | None = None  # started by the first split call, stopped by close()
         self._pool_lock = threading.Lock()
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.tokenizer = tokenizer
         self.tokenizer.enable_truncation(max_seq_length)
         self.tokenizer.no_padding()  # each length-sorted batch is padded to its own longest text below
@@ -306,7 +313,8 @@ class OnnxEncoder:
             ids[i, :len(row)] = row
             mask[i, :len(row)] = 1
         session = session or self.session
-        return np.asarray(session.run([OUTPUT], {"input_ids": ids, "attention_mask": mask})[0], dtype=np.float32)
+        options = self._shrink if ids.size > SHRINK_AFTER_IDS else None
+        return np.asarray(session.run([OUTPUT], {"input_ids": ids, "attention_mask": mask}, options)[0], dtype=np.float32)
 
 
 def balanced_cuts(lengths: list[int], parts: int) -> list[int]:
