@@ -147,7 +147,7 @@ def _save_serving_info(directory: Path, tokenizer, pad_id: int, max_seq_length: 
     """Written beside the export once (atomically: replicas may share the folder) so later loads need no torch."""
     if (directory / SERVING_FILE).exists():
         return
-    info = {"pad_id": pad_id, "max_seq_length": max_seq_length, "dimension": dimension, "format": EXPORT_FORMAT}
+    info = {"pad_id": pad_id, "max_seq_length": max_seq_length, "dimension": dimension}
     try:
         for name, text in ((TOKENIZER_FILE, tokenizer.to_str()), (SERVING_FILE, json.dumps(info) + "\n")):
             with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=directory, prefix=".serving-", delete=False) as tmp:
@@ -237,18 +237,18 @@ class OnnxEncoder:
         yet (for_model makes one). max_seq_length: the configured cap (the model's own limit also applies)."""
         if not onnx_runtime_available():
             return None
+        from tokenizers import Tokenizer
+
         directory = onnx_dir(folder)
         path = directory / (INT8_FILE if int8 else MODEL_FILE)
+        if not path.exists():
+            return None
         try:
             info = json.loads((directory / SERVING_FILE).read_text(encoding="utf-8"))
-            from tokenizers import Tokenizer
-
             tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
             pad_id, own_limit, dimension = int(info["pad_id"]), int(info["max_seq_length"]), int(info["dimension"])
         except Exception as exc:  # a missing or partial file: OSError, JSON/key errors, tokenizers' own plain Exception
             log.debug("no complete ONNX export of %s to serve from (%s)", folder, exc)
-            return None
-        if not path.exists():
             return None
         return cls._load(path, tokenizer, pad_id, min(max_seq_length, own_limit), lanes), dimension
 
