@@ -12,7 +12,7 @@ import pytest
 
 from chatbot import onnx_encoder
 from chatbot.encoder import Encoder, _load_cached
-from chatbot.onnx_encoder import INT8_FILE, MODEL_FILE, OnnxUnavailableError, onnx_dir
+from chatbot.onnx_encoder import INT8_FILE, MODEL_FILE, WEIGHTS_SUFFIX, OnnxUnavailableError, onnx_dir
 from chatbot.settings import EncoderSettings
 
 SUBJECTS = ["배송", "환불", "교환", "쿠폰", "비밀번호", "회원 탈퇴", "적립금", "주문 취소", "영수증", "고객센터",
@@ -80,6 +80,57 @@ def test_a_batch_of_long_passages_hands_its_memory_back(e5_dir):
     grown = rss_mb() - before
     assert vectors.shape == (64, encoder.dimension)
     assert grown < 400, f"RSS grew {grown:.0f} MB and stayed"
+    encoder.close()
+
+
+def test_served_weights_are_a_memory_mapped_file_beside_the_graph(tiny_model_dir, tmp_path):
+    """The export's weights move into a raw file beside the graph once; sessions read it through a map
+    (page cache shared by every process) and give the vectors the graph gave with its weights inside."""
+    import shutil
+
+    import onnxruntime as ort
+
+    encoder = _load(tiny_model_dir, backend="onnx", onnx_lanes=2)
+    graph = onnx_dir(tiny_model_dir) / MODEL_FILE
+    weights = graph.with_name(graph.name + WEIGHTS_SUFFIX)
+    assert str(weights) in Path("/proc/self/maps").read_text()
+    # the same graph with its weights back inside, run by a plain session
+    import onnx
+
+    inline = tmp_path / "inline.onnx"
+    onnx.save_model(onnx.load(str(graph)), str(inline))
+    assert inline.stat().st_size > graph.stat().st_size + weights.stat().st_size // 2
+    texts = korean_sentences(40)
+    ids = [encoder.onnx.tokenizer.encode(t).ids for t in texts[:1]]
+    feed = {"input_ids": np.array(ids, dtype=np.int64), "attention_mask": np.ones((1, len(ids[0])), dtype=np.int64)}
+    plain = ort.InferenceSession(str(inline), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+    assert np.allclose(encoder.onnx._run(ids), plain, atol=1e-6)
+    # a folder that still holds an inline graph (an older cache) is converted on its next load
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("onnx"))
+    first = _load(copy, backend="onnx")
+    moved = onnx_dir(copy) / MODEL_FILE
+    moved.with_name(moved.name + WEIGHTS_SUFFIX).unlink()
+    shutil.copyfile(inline, moved)
+    again = _load(copy, backend="onnx")
+    assert moved.with_name(moved.name + WEIGHTS_SUFFIX).is_file() and moved.stat().st_size < inline.stat().st_size
+    _assert_same_vectors(again, first, texts)
+
+
+@pytest.mark.e5
+def test_e5_weights_are_not_private_memory(e5_dir):
+    """Two sessions (lanes) over e5-small's 470 MB of weights added ~0.55-1.1 GB of private memory per
+    process (measured 553 MB here with the weights read into arrays); mapped, ~110 MB: the graph's own
+    working memory and the packed copies ORT makes of some weights."""
+    def anon_mb() -> float:
+        return int(Path("/proc/self/status").read_text().split("RssAnon:")[1].split()[0]) / 1024
+
+    _load(e5_dir, backend="onnx")  # exported and its weights moved out, if an earlier test did not
+    before = anon_mb()
+    encoder = _load(e5_dir, backend="onnx", onnx_lanes=2)
+    encoder.encode_questions(["배송은 얼마나 걸리나요?"] * 16)
+    grown = anon_mb() - before
+    assert grown < 300, f"private memory grew {grown:.0f} MB"
     encoder.close()
 
 
