@@ -1,7 +1,7 @@
 """Throughput of the running app under N parallel API clients, as a ratio of the encoder's own batched
 throughput measured in the same run (the encoder is the bottleneck, so that is the ceiling).
 
-    python bench/api_load.py [--clients 50] [--seconds 20]
+    python bench/api_load.py [--clients 50] [--seconds 20] [--question-cache 4096]
 
 Starts the real app (`python app.py`, sample data, offline e5, configured encoder backend) on a
 loopback port with the rate limits off, runs N closed-loop clients for the given time (bounded: it
@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--question-cache", type=int, default=0,
+                        help="the app's recent-question cache (encoder.question_cache); off by default: the clients "
+                             "repeat 15 questions, and the ratio measures the encoder-bound path")
     args = parser.parse_args(argv)
     settings = e5_settings()
     rate_before, cpu_before = encoder_batched_rate()  # before and after the load: the machine's speed drifts over a run
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         **os.environ, "FAQBOT_ENCODER__MODEL": settings.encoder.model, "FAQBOT_STORE__PATH": str(tmp / "chroma"),
         "FAQBOT_STORE__CACHE_DIR": str(tmp / "cache"), "FAQBOT_APP__UPLOAD_DIR": str(tmp / "uploads"),
         "FAQBOT_APP__FEEDBACK_LOG": str(tmp / "feedback.jsonl"), "FAQBOT_LOG__URL": f"sqlite:///{tmp / 'q.db'}",
-        "FAQBOT_APP__ASK_PER_MINUTE": "0", "HF_HUB_OFFLINE": "1",
+        "FAQBOT_APP__ASK_PER_MINUTE": "0", "HF_HUB_OFFLINE": "1", "FAQBOT_ENCODER__QUESTION_CACHE": str(args.question_cache),
     }
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,

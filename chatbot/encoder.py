@@ -120,6 +120,8 @@ class Encoder:
         self.onnx = onnx
         self._batcher: MicroBatcher[str] | None = None
         self._batcher_lock = threading.Lock()
+        # functools' LRU is thread-safe; two threads missing on the same text at once both encode it
+        self._recent = lru_cache(maxsize=settings.question_cache)(self._encode_one) if settings.question_cache else None
 
     @property
     def backend(self) -> str:
@@ -170,12 +172,22 @@ class Encoder:
     def encode_questions(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """FAQ questions and user questions share one prefix: matching is question-to-question.
 
-        A one-question call is micro-batched with those of other threads (``micro_batch_max`` > 1).
+        A one-question call is answered from the recent-question cache (``question_cache``) or micro-batched
+        with those of other threads (``micro_batch_max`` > 1).
         """
         prepared = [self.settings.question_prefix + self.prepare(t) for t in texts]
-        if len(prepared) == 1 and self.settings.micro_batch_max > 1:
-            return self._micro_batcher()(prepared[0])[None, :]
+        if len(prepared) == 1:
+            return (self._recent or self._encode_one)(prepared[0])[None, :]
         return self._encode(prepared, show_progress)
+
+    def _encode_one(self, prepared: str) -> np.ndarray:
+        """One prepared question's vector, read-only: the recent-question cache hands the same array to every asker."""
+        if self.settings.micro_batch_max > 1:
+            row = np.array(self._micro_batcher()(prepared), dtype=np.float32)  # its own copy, not a view of the batch
+        else:
+            row = self._encode([prepared], False)[0].copy()
+        row.flags.writeable = False
+        return row
 
     def encode_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         return self._encode([self.settings.passage_prefix + self.prepare(t) for t in texts], show_progress)

@@ -101,11 +101,32 @@ def test_encoder_batches_single_questions_from_many_threads(tiny_model_dir):
 
 
 def test_micro_batching_can_be_turned_off(tiny_model_dir):
-    loaded = load_encoder(EncoderSettings(model=str(tiny_model_dir), device="cpu", micro_batch_max=1))
+    loaded = load_encoder(EncoderSettings(model=str(tiny_model_dir), device="cpu", micro_batch_max=1, question_cache=0))
     encoder = _SlowEncoder(loaded.model, loaded.resolved, loaded.settings, loaded.onnx)
     _SlowEncoder.calls = 0
     _ask_concurrently(lambda q: encoder.encode_questions([q]), ["배송 문의"] * 8)
     assert _SlowEncoder.calls == 8 and encoder._batcher is None
+
+
+@pytest.mark.parametrize("micro_batch_max", [1, 32])
+def test_a_repeated_question_skips_the_encoder(tiny_model_dir, micro_batch_max):
+    """A question asked again (or a clicked suggestion) reuses its vector; the cache keeps the most recent
+    `question_cache` questions, and its rows cannot be changed by one asker under another's feet."""
+    settings = EncoderSettings(model=str(tiny_model_dir), device="cpu", micro_batch_max=micro_batch_max, question_cache=2)
+    loaded = load_encoder(settings)
+    encoder = _SlowEncoder(loaded.model, loaded.resolved, loaded.settings, loaded.onnx)
+    expected = encoder._encode([settings.question_prefix + encoder.prepare("배송비 얼마예요?")], False)
+    _SlowEncoder.calls = 0
+    first = encoder.encode_questions(["배송비 얼마예요?"])
+    again = encoder.encode_questions(["배송비 얼마예요?"])
+    assert _SlowEncoder.calls == 1 and np.array_equal(first, again) and np.allclose(first, expected, atol=1e-5)
+    with pytest.raises(ValueError):
+        again[0, 0] = 1.0
+    encoder.encode_questions(["환불은 언제 되나요?"])
+    encoder.encode_questions(["쿠폰이 안 써져요"])  # the first question is now the least recent of three: dropped
+    encoder.encode_questions(["배송비 얼마예요?"])
+    assert _SlowEncoder.calls == 4
+    encoder.close()
 
 
 def test_a_lone_item_runs_on_its_callers_thread_and_a_crowd_on_the_worker():
