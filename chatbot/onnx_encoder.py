@@ -393,21 +393,34 @@ def _options(threads: int, shared: dict):  # noqa: ANN202 - onnxruntime.SessionO
     return options
 
 
-def _external_tensors(path: Path) -> list:
-    """The graph's initializers whose data lives in a file beside it (reads the graph alone)."""
+def _graph_initializers(path: Path) -> list:
+    """The graph's initializers as stored in the graph file alone (external ones name their weights file)."""
     import onnx
 
-    return [tensor for tensor in onnx.load(str(path), load_external_data=False).graph.initializer
-            if tensor.data_location == onnx.TensorProto.EXTERNAL]
+    return list(onnx.load(str(path), load_external_data=False).graph.initializer)
+
+
+def _external_tensors(path: Path) -> list:
+    """The graph's initializers whose data lives in a file beside it."""
+    import onnx
+
+    return [tensor for tensor in _graph_initializers(path) if tensor.data_location == onnx.TensorProto.EXTERNAL]
 
 
 def _mapped_initializers(path: Path) -> dict:
-    """The graph's external weights as ORT values over a read-only memory map of its weights file."""
+    """Every initializer of the graph as an ORT value: the external weights over a read-only memory map of
+    their file, the few small ones kept in the graph as arrays (given to the session too, so it optimises
+    the graph exactly as it does when the weights are read into memory: the same vectors to the last bit)."""
+    import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
     from onnx.helper import tensor_dtype_to_np_dtype
 
     values = {}
-    for tensor in _external_tensors(path):
+    for tensor in _graph_initializers(path):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            values[tensor.name] = ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(tensor))
+            continue
         info = {entry.key: entry.value for entry in tensor.external_data}
         array = np.memmap(path.parent / info["location"], dtype=tensor_dtype_to_np_dtype(tensor.data_type), mode="r",
                           offset=int(info.get("offset", 0)), shape=tuple(tensor.dims))

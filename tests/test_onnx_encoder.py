@@ -105,6 +105,10 @@ def test_served_weights_are_a_memory_mapped_file_beside_the_graph(tiny_model_dir
     feed = {"input_ids": np.array(ids, dtype=np.int64), "attention_mask": np.ones((1, len(ids[0])), dtype=np.int64)}
     plain = ort.InferenceSession(str(inline), providers=["CPUExecutionProvider"]).run(None, feed)[0]
     assert np.allclose(encoder.onnx._run(ids), plain, atol=1e-6)
+    # bit for bit what the sessions gave when every weight was read into memory and handed to them
+    in_memory = onnx_encoder._shared_initializers(inline)
+    session = ort.InferenceSession(str(inline), onnx_encoder._options(2, in_memory), providers=["CPUExecutionProvider"])
+    assert np.array_equal(encoder.onnx._run(ids, encoder.onnx.session), session.run(None, feed)[0])
     # a folder that still holds an inline graph (an older cache) is converted on its next load
     copy = tmp_path / "model"
     shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("onnx"))
