@@ -1,0 +1,46 @@
+"""Courtesy formulas around a question ("안녕하세요. 배송비 얼마예요?", "배송 언제 와요? 감사합니다") are
+taken off before retrieval and the decision.
+
+They carry no meaning for matching, but they are words: the encoder and the keyword side read them as part
+of the question, which lowers the right FAQ's scores and lifts unrelated ones (the decision model was
+trained on questions without them). Korean courtesy formulas are a small closed set, so they are listed
+here; a formula is removed only as a whole phrase at the start or the end, and a message that is nothing
+but courtesy is kept as it is.
+"""
+from __future__ import annotations
+
+import re
+
+FORMULAS: tuple[str, ...] = (
+    # greetings
+    "안녕하세요", "안녕하십니까", "안녕", "하이", "반갑습니다", "반가워요",
+    # a word to the person answering
+    "수고하십니다", "수고하세요", "수고 많으십니다", "수고 많으세요", "고생 많으십니다", "고생하십니다",
+    # announcing a question
+    "문의드립니다", "문의 드립니다", "문의드려요", "문의 드려요", "문의합니다", "문의 좀 드릴게요", "문의할게요",
+    "질문 있습니다", "질문 있어요", "질문드립니다", "질문 드립니다", "질문드려요", "질문 드려요", "질문이요",
+    "질문 하나만 할게요", "궁금한 게 있어요", "궁금한 게 있습니다", "궁금한 게 있는데요", "궁금한 점이 있어요",
+    "궁금한 점이 있습니다", "하나 여쭤볼게요", "여쭤볼 게 있어요", "여쭤보고 싶은데요", "뭐 좀 물어볼게요",
+    # getting attention, apologising for asking
+    "저기요", "여기요", "실례합니다", "실례지만", "죄송한데요", "죄송하지만", "죄송합니다만",
+    # closing thanks and requests
+    # (a bare "부탁드립니다" is not here: in "환불 부탁드립니다" it is the request itself)
+    "감사합니다", "감사해요", "고맙습니다", "고마워요", "답변 부탁드립니다", "답변 부탁드려요", "빠른 답변 부탁드립니다",
+    "좋은 하루 되세요",
+)
+
+_SEPARATOR = r"[\s\W_]"  # spaces, punctuation, emoticon characters between a formula and the question
+_PHRASE = "|".join(sorted((r"\s*".join(map(re.escape, f.split())) for f in FORMULAS), key=len, reverse=True))
+_LEADING = re.compile(rf"^{_SEPARATOR}*(?:{_PHRASE})(?:{_SEPARATOR}+|$)")
+_TRAILING = re.compile(rf"(?<={_SEPARATOR})\s*(?:{_PHRASE}){_SEPARATOR}*$")  # the question's own "?" stays
+
+
+def strip_courtesies(text: str) -> str:
+    """The question without the courtesy formulas before and after it; the text itself when nothing else is left."""
+    core = text
+    while (shorter := _LEADING.sub("", core, count=1)) != core:
+        core = shorter
+    while (shorter := _TRAILING.sub("", core, count=1)) != core:
+        core = shorter
+    core = core.strip()
+    return core if any(ch.isalnum() for ch in core) else text

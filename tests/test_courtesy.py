@@ -1,0 +1,43 @@
+"""Courtesy formulas around a question are taken off before matching; the question itself never is."""
+from __future__ import annotations
+
+import pytest
+
+from chatbot.courtesy import strip_courtesies
+from chatbot.evaluation import FaqItem, faq_records, temporary_pipeline
+
+
+@pytest.mark.parametrize(("message", "question"), [
+    ("안녕하세요. 배송비 얼마예요?", "배송비 얼마예요?"),
+    ("안녕하세요 문의드립니다. 배송비 얼마예요? 감사합니다!", "배송비 얼마예요?"),  # several; the "?" stays
+    ("저기요, 찜한 상품 목록은 어디서 보나요?", "찜한 상품 목록은 어디서 보나요?"),
+    ("안녕하세요!!!배송 언제와요", "배송 언제와요"),
+    ("수고 많으십니다^^ 교환 언제 돼요", "교환 언제 돼요"),
+    ("궁금한 게 있는데요, 포인트 유효기간", "포인트 유효기간"),
+    ("배송 언제 와요 빠른 답변 부탁드립니다", "배송 언제 와요"),
+])
+def test_formulas_before_and_after_the_question_are_taken_off(message, question):
+    assert strip_courtesies(message) == question
+
+
+@pytest.mark.parametrize("message", [
+    "안녕하세요",  # nothing but courtesy: kept, so the user still gets a reply to what they wrote
+    "감사합니다!",
+    "안녕히 계세요",  # not a formula of the list (word boundary: 안녕 + 히)
+    "하이브리드 상품 있나요",
+    "환불 부탁드립니다",  # the request itself, not a courtesy
+    "배송 언제 와요감사합니다",  # glued to the question: left alone
+    "주문했는데 안녕하세요 문구가 안 보여요",  # inside the question
+    "사장님 누구예요",
+])
+def test_the_question_itself_is_left_alone(message):
+    assert strip_courtesies(message) == message
+
+
+def test_answers_do_not_depend_on_courtesies(make_settings, tmp_path):
+    items = [FaqItem("배송비는 얼마인가요?", "ship", "3,000원"), FaqItem("택배비 얼마예요?", "ship"),
+             FaqItem("환불은 언제 되나요?", "refund", "3영업일"), FaqItem("감사 인사는 어디에 남기나요?", "thanks", "게시판")]
+    pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "store")
+    plain = pipeline.answerer.ask("배송비는 얼마인가요?")
+    polite = pipeline.answerer.ask("안녕하세요, 수고하십니다. 배송비는 얼마인가요? 감사합니다~")
+    assert (polite.type, [h.record_id for h in polite.hits]) == (plain.type, [h.record_id for h in plain.hits])
