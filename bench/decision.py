@@ -5,7 +5,7 @@
     python bench/decision.py --public --limit 600    # also chatbot_data_dev.csv (../shared/datasets)
     python bench/decision.py --plot var/bench/decision.png --out var/bench/decision.md
     python bench/decision.py --verifier both         # with and without the cross-encoder verifier feature
-    python bench/decision.py --courtesy              # also the sample questions wrapped in courtesy formulas
+    python bench/decision.py --chat-style            # also the sample questions with emoticons / courtesy formulas
 
 Each task gets a fresh embedded store, the product's Retriever/Answerer and a decision model built from
 that store exactly as the app builds it (DecisionProvider.build: store-derived rows + the bundled
@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import DATASETS, chatbot_task, e5_settings, emit, markdown_table  # noqa: E402
-from chatbot.courtesy import strip_courtesies  # noqa: E402
+from chatbot.message import question_of  # noqa: E402
 from chatbot.evaluation import Case, FaqItem, faq_records, hit_label, read_cases, temporary_pipeline  # noqa: E402
 from chatbot.pipeline import Pipeline, open_pipeline  # noqa: E402
 from chatbot.settings import PROJECT_ROOT, Settings  # noqa: E402
@@ -81,7 +81,7 @@ def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: i
 
 
 def measure(pipeline: Pipeline, cases: list[Case], k: int = 10, strip: bool = True) -> tuple[list[Row], float]:
-    """strip=False: the questions as typed, courtesy formulas included (before chatbot/courtesy.py)."""
+    """strip=False: the questions as typed, emoticons and courtesy formulas included (before chatbot/message.py)."""
     answerer = pipeline.answerer
     assert answerer.decision is not None, "answer.decision_model is off"
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def measure(pipeline: Pipeline, cases: list[Case], k: int = 10, strip: bool = Tr
     rows: list[Row] = []
     for case in cases:
         text = answerer.validate(case.question)
-        text = strip_courtesies(text) if strip else text  # as Answerer.ask reads it
+        text = question_of(text) if strip else text  # as Answerer.ask reads it
         ranking = pipeline.retriever.candidates(text, k)
         if not ranking.hits:
             rows.append(Row(case.answerable, False, False, 0.0, False, 0.0, "fallback", 0.0))
@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=600, help="answer groups of the public set (0 = all)")
     parser.add_argument("--plot", type=Path, default=None, help="PNG with the curves and reliability diagrams")
     parser.add_argument("--out", type=Path, default=None, help="also write the report as markdown")
-    parser.add_argument("--courtesy", action="store_true",
-                        help="also ask the sample questions wrapped in courtesy formulas, with and without taking them off")
+    parser.add_argument("--chat-style", action="store_true",
+                        help="also ask the sample questions with emoticons or wrapped in courtesy formulas, with and "
+                             "without taking them off")
     parser.add_argument("--verifier", choices=("config", "off", "on", "both"), default="config",
                         help="answer.verifier: as configured, off, on, or both one after the other")
     args = parser.parse_args(argv)
@@ -255,8 +256,8 @@ def run(args: argparse.Namespace, verifier: str) -> str:
             sections.append(f"Verifier: {info['verifier_pairs']} pairs; {info['verifier_s']} s of the build "
                             f"(pairs {info['verifier_pairs_s']} s, fold models {info['verifier_folds_s']} s).\n")
         panels.append(("sample", rows))
-        if args.courtesy:
-            sections.append(courtesy_report(pipeline, cases, level))
+        if args.chat_style:
+            sections.append(chat_style_report(pipeline, cases, level))
         if args.public:
             if not (DATASETS / "chatbot_data_dev.csv").exists():
                 sections.append(f"(public set skipped: {DATASETS} is absent)")
@@ -274,17 +275,19 @@ def run(args: argparse.Namespace, verifier: str) -> str:
     return "\n".join(sections)
 
 
-# Wrappers for --courtesy: formulas of chatbot/courtesy.py, and wordings outside its list (a question
-# about the place itself, "고객센터죠?", is no formula: it stays and is matched with the rest).
+# Wrappers for --chat-style: emoticons and marks after the question; formulas of chatbot/message.py; and
+# wordings outside its list (a question about the place itself, "고객센터죠?", is no formula: it stays).
+EMOTICONS = (("", " ㅠㅠ"), ("", " ㅎㅎ"), ("", "~~"), ("", " ㅋㅋㅋ"), ("", "!!"), ("", " ^^"), ("", "??"), ("", "ㅜㅜ"))
 LISTED = (("안녕하세요. ", ""), ("수고하십니다. ", ""), ("문의드립니다. ", " 감사합니다"), ("저기요, ", ""))
 UNLISTED = (("안녕하세요~ ", ""), ("수고 많으세요! ", " 감사해요 :)"), ("궁금한 게 있는데요, ", ""), ("혹시요, ", " 답변 기다릴게요"),
             ("여쭤볼게 있는데요 ", " 고맙습니다!!"), ("", ""), ("안녕하세요 고객센터죠? ", " 빠른 답변 부탁드립니다"), ("하이요 ", ""))
 
 
-def courtesy_report(pipeline: Pipeline, cases: list[Case], level: float) -> str:
-    """The configured operating point and top-1 with the questions wrapped in formulas (in turn), taken off or not."""
+def chat_style_report(pipeline: Pipeline, cases: list[Case], level: float) -> str:
+    """The configured operating point and top-1 with the questions wrapped (in turn), taken off or not."""
     table = []
-    for name, wrappers in (("none", (("", ""),)), ("in the list", LISTED), ("partly outside the list", UNLISTED)):
+    for name, wrappers in (("none", (("", ""),)), ("emoticons and marks after", EMOTICONS), ("formulas in the list", LISTED),
+                           ("formulas partly outside the list", UNLISTED)):
         wrapped = [replace(c, question=f"{wrappers[i % len(wrappers)][0]}{c.question}{wrappers[i % len(wrappers)][1]}")
                    for i, c in enumerate(cases)]
         for strip in ((True,) if name == "none" else (False, True)):
@@ -295,8 +298,9 @@ def courtesy_report(pipeline: Pipeline, cases: list[Case], level: float) -> str:
             top1 = np.mean([r.right_first for r in rows if r.answerable])
             clarify = ((outcome == "clarify") & in_scope).sum() / max(in_scope.sum(), 1)
             table.append([name, "taken off" if strip else "kept", precision, coverage, clarify, oos, top1])
-    return "\n".join(["", f"Courtesy formulas around the sample questions (answer at P ≥ {level:.2f}):", "", markdown_table(
-        ["formulas", "before matching", "answer precision", "coverage", "clarify (in-scope)", "OOS answered", "top-1"], table), ""])
+    return "\n".join(["", f"Chat-style messages: the sample questions wrapped (answer at P ≥ {level:.2f}):", "", markdown_table(
+        ["around the questions", "before matching", "answer precision", "coverage", "clarify (in-scope)", "OOS answered",
+         "top-1"], table), ""])
 
 
 if __name__ == "__main__":

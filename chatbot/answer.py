@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from chatbot.courtesy import strip_courtesies
+from chatbot.message import question_of
 from chatbot.decision import DecisionModel, DecisionProvider, choose
 from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
@@ -61,7 +61,7 @@ class Answerer:
         return text
 
     def ask(self, question: str, k: int | None = None, category: str | None = None, mode: Mode | None = None) -> Answer:
-        text = strip_courtesies(self.validate(question))
+        text = question_of(self.validate(question))
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
         mode = mode or self.retriever.default_mode

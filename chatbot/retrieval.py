@@ -147,12 +147,14 @@ class Retriever:
             hits = [with_doc_offset(h, self.settings.retrieval.doc_offset) for h in hits]
         return group_hits(hits, k)
 
-    def candidates(self, question: str, k: int | None = None, where: dict[str, Any] | None = None) -> Candidates:
+    def candidates(self, question: str, k: int | None = None, where: dict[str, Any] | None = None,
+                   vector: np.ndarray | None = None) -> Candidates:
         """Hybrid candidates, ungrouped, with each one's cosine and lexical part (doc offset applied to
         the fused score): what search() groups, and what the decision model reads. k is the number of
-        groups the keyword-only candidates are pruned against (search()'s k)."""
+        groups the keyword-only candidates are pruned against (search()'s k). vector: the question's,
+        when the caller encoded it already (in a batch with others)."""
         k = k or self.settings.retrieval.top_k
-        tokens, found = self._hybrid(question, where, k)
+        tokens, found = self._hybrid(question, where, k, vector)
         offset = self.settings.retrieval.doc_offset
         if offset:
             found = [c if (hit := with_doc_offset(c.hit, offset)) is c.hit else replace(c, hit=hit) for c in found]
@@ -166,14 +168,16 @@ class Retriever:
         vector = self.encoder.encode_questions([question])[0]
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
-    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int) -> tuple[list[str], list[Candidate]]:
+    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int, vector: np.ndarray | None = None
+                ) -> tuple[list[str], list[Candidate]]:
         """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists (see chatbot.fusion);
         the lexical query tokens and the candidates with their parts (no doc offset yet)."""
         weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
         # The kiwi + BM25 side runs in a thread while the encoder works (it computes outside the GIL).
         lexical_job = self._side.submit(self._lexical_side, index, question, where, candidates)
-        vector = self.encoder.encode_questions([question])[0]
+        if vector is None:
+            vector = self.encoder.encode_questions([question])[0]
         nearest = self._nearest(vector, candidates) if where is None else self.store.nearest(vector, candidates, where)
         dense = list(self.dense_hits(index, nearest).values())
         tokens, scores, lexical_top = lexical_job.result()

@@ -5,6 +5,8 @@ them for the decision code, so nothing here re-implements or back-computes the f
 """
 from __future__ import annotations
 
+import numpy as np
+
 from chatbot.retrieval import Candidate, Candidates, Retriever
 
 Ranking = Candidates  # the decision code's older name
@@ -12,6 +14,6 @@ Ranking = Candidates  # the decision code's older name
 __all__ = ["Candidate", "Candidates", "Ranking", "rank"]
 
 
-def rank(retriever: Retriever, question: str, k: int = 20) -> Candidates:
+def rank(retriever: Retriever, question: str, k: int = 20, vector: np.ndarray | None = None) -> Candidates:
     """Ungrouped hybrid candidates of the whole store (doc offset applied), with their score parts."""
-    return retriever.candidates(question, k)
+    return retriever.candidates(question, k, vector=vector)

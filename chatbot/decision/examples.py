@@ -72,16 +72,16 @@ def passage_questions(text: str, n: int = PASSAGE_QUESTIONS) -> list[str]:
 
 
 def rank_all(retriever: Retriever, questions: Sequence[str]) -> Iterator[Ranking]:
-    """The rankings of many questions, in order. They are asked from RANKING_THREADS threads at once so
-    that the encoder's micro-batcher encodes them together (the sample's ~800 built in 7 s one at a time,
-    4–5 s so); each ranking is the one that question gets when asked alone. Made RANKING_CHUNK at a
-    time, so a big store's thousands of training questions never hold all their candidates at once."""
-    if len(questions) < 2 or retriever.settings.encoder.micro_batch_max <= 1:
-        yield from (rank(retriever, q) for q in questions)
-        return
+    """The rankings of many questions, in order, RANKING_CHUNK at a time (a big store's thousands of
+    training questions never hold all their candidates at once). Each chunk's questions are encoded in
+    one batched call, so the model built from them is the same on every run and every replica (vectors
+    from micro-batches formed by timing differ in their last bits, enough to flip a borderline P), and
+    the rest of each ranking runs from RANKING_THREADS threads (its Chroma queries are batched together)."""
     with ThreadPoolExecutor(max_workers=RANKING_THREADS, thread_name_prefix="decision-rank") as pool:
         for start in range(0, len(questions), RANKING_CHUNK):
-            yield from pool.map(lambda q: rank(retriever, q), questions[start : start + RANKING_CHUNK])
+            chunk = list(questions[start : start + RANKING_CHUNK])
+            vectors = retriever.encoder.encode_questions(chunk) if chunk else []
+            yield from pool.map(lambda pair: rank(retriever, pair[0], vector=pair[1]), zip(chunk, vectors))
 
 
 def build_examples(

@@ -1,11 +1,16 @@
-"""Courtesy formulas around a question ("안녕하세요. 배송비 얼마예요?", "배송 언제 와요? 감사합니다") are
-taken off before retrieval and the decision.
+"""From what a user typed to the question that is matched: emoticons and courtesy formulas come off.
 
-They carry no meaning for matching, but they are words: the encoder and the keyword side read them as part
-of the question, which lowers the right FAQ's scores and lifts unrelated ones (the decision model was
-trained on questions without them). Korean courtesy formulas are a small closed set, so they are listed
-here; a formula is removed only as a whole phrase at the start or the end, and a message that is nothing
-but courtesy is kept as it is.
+Chat messages carry more than the question: "안녕하세요. 배송비 얼마예요? 감사합니다", "환불 언제 돼요 ㅠㅠ",
+"쿠폰이 안 써져요~~". None of it means anything for matching, but the encoder and the keyword side read
+it as part of the question, which lowers the right FAQ's scores and lifts unrelated ones (the decision
+model learned from FAQ wordings, which have none of it). So, before retrieval and the decision:
+
+- runs of lone Hangul letters (ㅠㅠ ㅋㅋ ㅎㅎ ㅇㅇ: never part of a written word), ^^ ;; ~~ -_- are removed
+  and repeated ?!. become one;
+- courtesy formulas, a small closed set listed here, are removed as whole phrases at the start or end.
+
+A message that would be left with no letters or digits is kept as it is (the user still gets a reply to
+what they wrote). The question log keeps the message as typed.
 """
 from __future__ import annotations
 
@@ -33,6 +38,25 @@ _SEPARATOR = r"[\s\W_]"  # spaces, punctuation, emoticon characters between a fo
 _PHRASE = "|".join(sorted((r"\s*".join(map(re.escape, f.split())) for f in FORMULAS), key=len, reverse=True))
 _LEADING = re.compile(rf"^{_SEPARATOR}*(?:{_PHRASE})(?:{_SEPARATOR}+|$)")
 _TRAILING = re.compile(rf"(?<={_SEPARATOR})\s*(?:{_PHRASE}){_SEPARATOR}*$")  # the question's own "?" stays
+
+
+# Hangul letters typed on their own: compatibility jamo (ㅠ, as typed) and conjoining jamo (ᅲ, what NFKC
+# normalisation of the question turns them into)
+_JAMO = re.compile(r"[\u1100-\u11FF\u3131-\u318E\uA960-\uA97F\uD7B0-\uD7FF]+")
+_MARKS = re.compile(r"\^_*\^|;;+|~+|-_-|ㅡㅡ")
+_REPEATED = re.compile(r"([?!.])[?!.]+")
+
+
+def question_of(message: str) -> str:
+    """The question in a chat message: emoticons, then courtesy formulas, taken off."""
+    return strip_courtesies(strip_emoticons(message))
+
+
+def strip_emoticons(text: str) -> str:
+    """ㅠㅠ, ㅋㅋ, ^^, ~~ and the like removed, ?!! shortened; the text itself when nothing else is left."""
+    core = _REPEATED.sub(r"\1", _JAMO.sub(" ", _MARKS.sub(" ", text)))
+    core = " ".join(core.split())
+    return core if any(ch.isalnum() for ch in core) else text
 
 
 def strip_courtesies(text: str) -> str:

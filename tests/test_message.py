@@ -1,10 +1,11 @@
-"""Courtesy formulas around a question are taken off before matching; the question itself never is."""
+"""Emoticons and courtesy formulas around a question are taken off before matching; the question itself never is."""
 from __future__ import annotations
 
 import pytest
 
-from chatbot.courtesy import strip_courtesies
+from chatbot.message import question_of, strip_courtesies, strip_emoticons
 from chatbot.evaluation import FaqItem, faq_records, temporary_pipeline
+from chatbot.text import normalise
 
 
 @pytest.mark.parametrize(("message", "question"), [
@@ -34,10 +35,29 @@ def test_the_question_itself_is_left_alone(message):
     assert strip_courtesies(message) == message
 
 
+@pytest.mark.parametrize(("message", "question"), [
+    ("배송비 얼마예요 ㅠㅠ", "배송비 얼마예요"),
+    ("환불 언제돼요ㅠㅠ", "환불 언제돼요"),
+    ("쿠폰이 안써져요~~", "쿠폰이 안써져요"),
+    ("배송?? 언제 와요!!", "배송? 언제 와요!"),
+    ("ㅇㅇ 교환 되나요 ^^;;", "교환 되나요"),
+    ("ㅋㅋㅋ", "ㅋㅋㅋ"),  # nothing else: kept
+    ("3.5kg 이상 배송비", "3.5kg 이상 배송비"),
+])
+def test_emoticons_and_repeated_marks_are_taken_off(message, question):
+    assert strip_emoticons(message) == question
+    assert strip_emoticons(normalise(message)) == normalise(question)  # NFKC turns ㅠ into the conjoining ᅲ
+
+
+def test_a_message_loses_both():
+    assert question_of("안녕하세요~ 배송비 얼마예요?? 감사합니다 ㅎㅎ") == "배송비 얼마예요?"
+
+
 def test_answers_do_not_depend_on_courtesies(make_settings, tmp_path):
     items = [FaqItem("배송비는 얼마인가요?", "ship", "3,000원"), FaqItem("택배비 얼마예요?", "ship"),
              FaqItem("환불은 언제 되나요?", "refund", "3영업일"), FaqItem("감사 인사는 어디에 남기나요?", "thanks", "게시판")]
     pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "store")
+    pipeline.answerer.prepare(120)  # both asks decided by the same rule
     plain = pipeline.answerer.ask("배송비는 얼마인가요?")
-    polite = pipeline.answerer.ask("안녕하세요, 수고하십니다. 배송비는 얼마인가요? 감사합니다~")
+    polite = pipeline.answerer.ask("안녕하세요, 수고하십니다. 배송비는 얼마인가요? 감사합니다~ ㅎㅎ")
     assert (polite.type, [h.record_id for h in polite.hits]) == (plain.type, [h.record_id for h in plain.hits])
