@@ -377,3 +377,17 @@ def test_rankings_asked_together_come_back_in_order_and_as_asked_alone(small, mo
         # batched and lone encoder runs differ by ~1e-7, which may swap near-ties further down the list
         assert ranking.grouped()[0].hit.record_id == alone.grouped()[0].hit.record_id
         assert [c.fused for c in ranking.grouped()] == pytest.approx([c.fused for c in alone.grouped()], abs=1e-4)
+
+
+def test_the_training_questions_are_encoded_in_fixed_batches_so_builds_agree(small, monkeypatch):
+    """Micro-batches formed by timing give vectors that differ in their last bits, enough to flip a
+    borderline P between two builds; the build encodes its questions in batches of its own instead."""
+    provider = small.answerer.decision
+    provider.wait(120)
+    encoder = small.retriever.encoder
+    sizes: list[int] = []
+    original = encoder.encode_questions
+    monkeypatch.setattr(encoder, "encode_questions", lambda texts, *a, **kw: sizes.append(len(texts)) or original(texts, *a, **kw))
+    first, second = provider.build(), provider.build()
+    assert sizes and min(sizes) > 1  # never one question at a time through the micro-batcher
+    assert (first.coef, first.intercept, first.mean) == (second.coef, second.intercept, second.mean)
