@@ -9,18 +9,20 @@ model learned from FAQ wordings, which have none of it). So, before retrieval an
   and repeated ?!. become one;
 - courtesy formulas, a small closed set listed here, are removed as whole phrases at the start or end.
 
-A message that would be left with no letters or digits is kept as it is (the user still gets a reply to
-what they wrote). The question log keeps the message as typed.
+A message that would be left with no letters or digits is kept as it is; one that is nothing but courtesy
+("안녕하세요", "감사합니다 ㅎㅎ") gets a greeting or a "you're welcome" back (answer.greeting_reply /
+answer.thanks_reply) instead of "no answer found". The question log keeps the message as typed.
 """
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 FORMULAS: tuple[str, ...] = (
     # greetings
     "안녕하세요", "안녕하십니까", "안녕", "하이", "반갑습니다", "반가워요",
     # a word to the person answering
-    "수고하십니다", "수고하세요", "수고 많으십니다", "수고 많으세요", "고생 많으십니다", "고생하십니다",
+    "수고하십니다", "수고 많으십니다", "수고 많으세요", "고생 많으십니다", "고생하십니다",
     # announcing a question
     "문의드립니다", "문의 드립니다", "문의드려요", "문의 드려요", "문의합니다", "문의 좀 드릴게요", "문의할게요",
     "질문 있습니다", "질문 있어요", "질문드립니다", "질문 드립니다", "질문드려요", "질문 드려요", "질문이요",
@@ -28,14 +30,16 @@ FORMULAS: tuple[str, ...] = (
     "궁금한 점이 있습니다", "하나 여쭤볼게요", "여쭤볼 게 있어요", "여쭤보고 싶은데요", "뭐 좀 물어볼게요",
     # getting attention, apologising for asking
     "저기요", "여기요", "실례합니다", "실례지만", "죄송한데요", "죄송하지만", "죄송합니다만",
-    # closing thanks and requests
-    # (a bare "부탁드립니다" is not here: in "환불 부탁드립니다" it is the request itself)
-    "감사합니다", "감사해요", "고맙습니다", "고마워요", "답변 부탁드립니다", "답변 부탁드려요", "빠른 답변 부탁드립니다",
-    "좋은 하루 되세요",
+    # closing requests (a bare "부탁드립니다" is not here: in "환불 부탁드립니다" it is the request itself)
+    "답변 부탁드립니다", "답변 부탁드려요", "빠른 답변 부탁드립니다",
 )
+# thanks and goodbyes: alone, they get answer.thanks_reply
+THANKS: tuple[str, ...] = ("감사합니다", "감사해요", "고맙습니다", "고마워요", "감사드립니다", "고마워", "수고하세요",
+                           "수고하셨습니다", "좋은 하루 되세요")
 
 _SEPARATOR = r"[\s\W_]"  # spaces, punctuation, emoticon characters between a formula and the question
-_PHRASE = "|".join(sorted((r"\s*".join(map(re.escape, f.split())) for f in FORMULAS), key=len, reverse=True))
+_PHRASE = "|".join(sorted((r"\s*".join(map(re.escape, f.split())) for f in FORMULAS + THANKS), key=len, reverse=True))
+_THANKS = re.compile("|".join(map(re.escape, THANKS)))
 _LEADING = re.compile(rf"^{_SEPARATOR}*(?:{_PHRASE})(?:{_SEPARATOR}+|$)")
 _TRAILING = re.compile(rf"(?<={_SEPARATOR})\s*(?:{_PHRASE}){_SEPARATOR}*$")  # the question's own "?" stays
 
@@ -61,10 +65,22 @@ def strip_emoticons(text: str) -> str:
 
 def strip_courtesies(text: str) -> str:
     """The question without the courtesy formulas before and after it; the text itself when nothing else is left."""
+    core = _without_formulas(text)
+    return core if any(ch.isalnum() for ch in core) else text
+
+
+def courtesy_only(text: str) -> Literal["thanks", "greeting"] | None:
+    """What a message that is nothing but courtesy says ("감사합니다!", "수고하세요": thanks; "안녕하세요",
+    "저기요": a greeting), so it gets a word back instead of "no answer found"; None for a message with a question."""
+    if not any(ch.isalnum() for ch in text) or any(ch.isalnum() for ch in _without_formulas(text)):
+        return None
+    return "thanks" if _THANKS.search(text) else "greeting"
+
+
+def _without_formulas(text: str) -> str:
     core = text
     while (shorter := _LEADING.sub("", core, count=1)) != core:
         core = shorter
     while (shorter := _TRAILING.sub("", core, count=1)) != core:
         core = shorter
-    core = core.strip()
-    return core if any(ch.isalnum() for ch in core) else text
+    return core.strip()

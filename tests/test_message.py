@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.message import question_of, strip_courtesies, strip_emoticons
+from chatbot.message import courtesy_only, question_of, strip_courtesies, strip_emoticons
 from chatbot.evaluation import FaqItem, faq_records, temporary_pipeline
 from chatbot.text import normalise
 
@@ -61,3 +61,22 @@ def test_answers_do_not_depend_on_courtesies(make_settings, tmp_path):
     plain = pipeline.answerer.ask("배송비는 얼마인가요?")
     polite = pipeline.answerer.ask("안녕하세요, 수고하십니다. 배송비는 얼마인가요? 감사합니다~ ㅎㅎ")
     assert (polite.type, [h.record_id for h in polite.hits]) == (plain.type, [h.record_id for h in plain.hits])
+
+
+@pytest.mark.parametrize(("message", "kind"), [
+    ("안녕하세요", "greeting"), ("저기요!", "greeting"), ("수고하십니다", "greeting"),
+    ("감사합니다 ㅎㅎ", "thanks"), ("수고하세요~", "thanks"), ("안녕하세요 감사합니다", "thanks"),
+    ("안녕하세요 배송비 얼마예요", None), ("감사합니다를 일본어로 뭐라고 해?", None), ("ㅋㅋㅋ", None), ("안녕 잘 지냈어?", None),
+])
+def test_a_message_of_courtesy_alone_is_told_apart(message, kind):
+    assert courtesy_only(strip_emoticons(normalise(message))) == kind
+
+
+def test_courtesy_alone_gets_a_word_back_not_no_answer_found(make_settings, tmp_path):
+    items = [FaqItem("배송비는 얼마인가요?", "ship", "3,000원"), FaqItem("환불은 언제 되나요?", "refund", "3영업일")]
+    pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "store")
+    settings = pipeline.settings.answer
+    hello, thanks = pipeline.answerer.ask("안녕하세요~"), pipeline.answerer.ask("감사합니다!! ㅎㅎ")
+    assert (hello.type, hello.answer, hello.suggestions) == ("fallback", settings.greeting_reply, ())
+    assert (thanks.type, thanks.answer) == ("fallback", settings.thanks_reply)
+    assert pipeline.answerer.ask("안녕하세요 배송비는 얼마인가요?").answer not in (settings.greeting_reply, settings.thanks_reply)
