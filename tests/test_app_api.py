@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.pipeline import open_pipeline
-from chatbot.records import Answer
+from chatbot.records import Answer, Hit
 from chatbot.web.api import build_api
 from chatbot.web.app import create_app
 from chatbot.web.render import answer_html, describe_source
@@ -230,6 +230,14 @@ def test_document_answer_quotes_the_passage_with_page_and_chunk():
     rendered = answer_html(answer)
     assert "<blockquote>반품은 7일 이내 &lt;b&gt;가능&lt;/b&gt;합니다.</blockquote>" in rendered
     assert "guide.pdf · 3쪽 · 조각 2" in rendered and "점수 0.850" in rendered
+
+
+def test_a_reply_to_courtesy_has_no_ask_again_hint_but_a_failed_search_does():
+    hello = answer_html(Answer(type="fallback", answer="안녕하세요! <무엇이든>", score=0.0))
+    assert hello == "<p>안녕하세요! &lt;무엇이든&gt;</p>"
+    hit = Hit.of("faq-1", "배송비는 얼마인가요?", {"kind": "faq", "faq_id": "ship"}, 0.41)
+    missed = answer_html(Answer(type="fallback", answer="찾지 못했습니다.", score=0.41, hits=(hit,)))
+    assert "다른 표현으로 다시 물어봐 주세요." in missed
 
 
 def test_describe_source_names_file_page_and_chunk():

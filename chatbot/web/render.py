@@ -93,6 +93,8 @@ def answer_html(answer: Answer) -> str:
             f"<p><b>{text_html(CLARIFY_TITLE)}</b></p>"
             "<p><small>💡 아래에서 찾으시는 질문을 눌러 주세요. 없으면 다른 표현으로 다시 물어봐 주세요.</small></p>"
         )
+    if not answer.hits and not answer.suggestions:  # nothing was searched (a greeting, a thank-you, emoji only)
+        return f"<p>{text_html(answer.answer)}</p>"
     hint = "아래 추천 질문을 누르면 바로 물어볼 수 있어요." if answer.suggestions else "다른 표현으로 다시 물어봐 주세요."
     best = f" (가장 가까운 후보의 {score})" if answer.score else ""
     return f"<p>{text_html(answer.answer)}</p><p><small>💡 {hint}{best}</small></p>"
