@@ -83,6 +83,8 @@ def configs(base: Settings) -> list[Config]:
         Config(f"hybrid w={w:g}, FAQ side `passage: `", "hybrid", "asymmetric"),
         Config("dense, input normalised", "dense", "normalised", (("encoder", "input", "normalised"),)),
         Config(f"hybrid w={w:g}, input normalised", "hybrid", "normalised", (("encoder", "input", "normalised"),)),
+        Config("dense, unspaced questions as typed", "dense", overrides=(("text", "respace_unspaced", False),)),
+        Config(f"hybrid w={w:g}, unspaced questions as typed", "hybrid", overrides=(("text", "respace_unspaced", False),)),
         Config("lexical, spacing off", "lexical", overrides=(("text", "spacing_correction", False),)),
         Config(f"hybrid w={w:g}, spacing off", "hybrid", overrides=(("text", "spacing_correction", False),)),
         Config("lexical, typo model", "lexical", overrides=(("text", "typo_tolerant", True),)),

@@ -43,6 +43,7 @@ class EncoderSettings(BaseModel):
 
 class TextSettings(BaseModel):
     spacing_correction: bool = True
+    respace_unspaced: bool = True  # a question typed without spaces goes to the encoder respaced (chatbot/retrieval.py)
     typo_tolerant: bool = False
     # Synonym/user dictionary (chatbot/dictionary.py) for the lexical side; null (or "" in the env) = none
     synonyms: Path | None = Path("configs/synonyms.yaml")

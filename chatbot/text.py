@@ -107,6 +107,14 @@ def _content_forms(tokens: list) -> list[str]:
     return out
 
 
+_UNSPACED_RUN = re.compile(r"[가-힣]{6,}")  # a written Korean word (with its particles) rarely has 6+ syllables
+
+
+def is_unspaced(text: str) -> bool:
+    """True when a question looks typed without spaces: a run of six or more Hangul syllables."""
+    return _UNSPACED_RUN.search(text) is not None
+
+
 def is_meaningful(text: str) -> bool:
     """True when a question has letters or digits (emoji-only or punctuation-only is not a question)."""
     return any(ch.isalnum() for ch in normalise(text))

@@ -9,6 +9,7 @@ from chatbot.answer import QuestionError
 from chatbot.pipeline import open_pipeline
 from chatbot.records import Hit, Record
 from chatbot.retrieval import group_hits, with_doc_offset
+from chatbot.text import is_unspaced
 from ingest.items import FaqEntry
 from ingest.records import faq_records as ingest_faq_records
 
@@ -223,3 +224,25 @@ def test_a_full_vector_cache_drops_its_older_half(pipeline, monkeypatch):
     pipeline.retriever.cosines(ids[6:], vector)
     cache = pipeline.retriever._vector_cache()
     assert len(cache) == 7 and set(ids[6:]) <= set(cache)  # three of the first six dropped, the new four kept
+
+
+@pytest.mark.parametrize(("question", "unspaced"), [
+    ("배송비얼마예요", True), ("주문취소하고싶어요", True), ("배송비 얼마예요?", False), ("회원가입은 어떻게 하나요", False),
+    ("개인통관고유부호는 어디에 입력하나요?", True), ("refund please", False),
+])
+def test_unspaced_questions_are_told_apart(question, unspaced):
+    assert is_unspaced(question) == unspaced
+
+
+def test_a_question_typed_without_spaces_is_respaced_for_the_encoder(pipeline, monkeypatch):
+    retriever = pipeline.retriever
+    assert retriever.dense_text("배송비 얼마예요?") == "배송비 얼마예요?"
+    assert retriever.dense_text("배송조회어떻게해요") == "배송 조회 어떻게 해요"
+    seen: list[str] = []
+    original = retriever.encoder.encode_questions
+    monkeypatch.setattr(retriever.encoder, "encode_questions", lambda texts, *a: seen.extend(texts) or original(texts, *a))
+    retriever.candidates("배송조회어떻게해요")
+    assert seen == ["배송 조회 어떻게 해요"]
+    off = retriever.settings.with_overrides(text={"respace_unspaced": False})
+    monkeypatch.setattr(retriever, "settings", off)
+    assert retriever.dense_text("배송조회어떻게해요") == "배송조회어떻게해요"

@@ -80,7 +80,7 @@ def rank_all(retriever: Retriever, questions: Sequence[str]) -> Iterator[Ranking
     with ThreadPoolExecutor(max_workers=RANKING_THREADS, thread_name_prefix="decision-rank") as pool:
         for start in range(0, len(questions), RANKING_CHUNK):
             chunk = list(questions[start : start + RANKING_CHUNK])
-            vectors = retriever.encoder.encode_questions(chunk) if chunk else []
+            vectors = retriever.question_vectors(chunk) if chunk else []
             yield from pool.map(lambda pair: rank(retriever, pair[0], vector=pair[1]), zip(chunk, vectors))
 
 
