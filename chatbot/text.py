@@ -107,12 +107,17 @@ def _content_forms(tokens: list) -> list[str]:
     return out
 
 
-_UNSPACED_RUN = re.compile(r"[가-힣]{6,}")  # a written Korean word (with its particles) rarely has 6+ syllables
+_HANGUL_RUN = re.compile(r"[가-힣]+")
 
 
 def is_unspaced(text: str) -> bool:
-    """True when a question looks typed without spaces: a run of six or more Hangul syllables."""
-    return _UNSPACED_RUN.search(text) is not None
+    """True when a question looks typed without spaces: six or more Hangul syllables and no space at all
+    ("배송조회어떻게해요"), or a run of ten or more anywhere. A spaced question with one long word
+    ("비밀번호를 잊어버렸어요") is not: respacing it would move it away from the same FAQ wording."""
+    runs = [len(run) for run in _HANGUL_RUN.findall(text)]
+    if not runs:
+        return False
+    return max(runs) >= 10 or (not any(ch.isspace() for ch in text.strip()) and sum(runs) >= 6)
 
 
 def is_meaningful(text: str) -> bool:

@@ -228,7 +228,8 @@ def test_a_full_vector_cache_drops_its_older_half(pipeline, monkeypatch):
 
 @pytest.mark.parametrize(("question", "unspaced"), [
     ("배송비얼마예요", True), ("주문취소하고싶어요", True), ("배송비 얼마예요?", False), ("회원가입은 어떻게 하나요", False),
-    ("개인통관고유부호는 어디에 입력하나요?", True), ("refund please", False),
+    ("비밀번호를 잊어버렸어요", False), ("개인통관고유부호를어디에입력하나요?", True), ("refund please", False), ("환불", False),
+    ("반품하려는데 주문취소도같이하고싶어요", True),
 ])
 def test_unspaced_questions_are_told_apart(question, unspaced):
     assert is_unspaced(question) == unspaced
