@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from chatbot.text import normalise
+
 FORMULAS: tuple[str, ...] = (
     # greetings
     "안녕하세요", "안녕하십니까", "안녕", "하이", "반갑습니다", "반가워요",
@@ -49,6 +51,13 @@ _TRAILING = re.compile(rf"(?<={_SEPARATOR})\s*(?:{_PHRASE}){_SEPARATOR}*$")  # t
 _JAMO = re.compile(r"[\u1100-\u11FF\u3131-\u318E\uA960-\uA97F\uD7B0-\uD7FF]+")
 _MARKS = re.compile(r"\^_*\^|;;+|~+|-_-|ㅡㅡ")
 _REPEATED = re.compile(r"([?!.])[?!.]+")
+
+
+def asks_something(message: str) -> bool:
+    """False for a message with no question in it: emoji or marks only, or nothing but courtesy (the
+    operators' inbox leaves these out: there is nothing to fix)."""
+    text = strip_emoticons(normalise(message))
+    return any(ch.isalnum() for ch in text) and courtesy_only(text) is None
 
 
 def question_of(message: str) -> str:

@@ -1,9 +1,10 @@
 """The inbox: logged questions the bot did not handle well, not yet dealt with, grouped into clusters.
 
-A question is in the inbox when, since a date, it got the fallback or a clarify ("did you mean"), or
-an answer with low confidence (P below operator.low_p, or without P a score below the threshold plus
-operator.score_margin), or a 👎 — and the operator has not labelled it yet. Identical texts are
-encoded once; clusters come from chatbot.operator.clustering.
+A question is in the inbox when, since a date, it got the fallback (unless the message asked nothing:
+a greeting, a thank-you, emoji only) or a clarify ("did you mean"), or an answer with low confidence
+(P below operator.low_p, or without P a score below the threshold plus operator.score_margin), or a
+👎 — and the operator has not labelled it yet. Identical texts are encoded once; clusters come from
+chatbot.operator.clustering.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, and_, or_, select
 
+from chatbot.message import asks_something
 from chatbot.operator.clustering import cluster_vectors
 from chatbot.questionlog.schema import feedback, question_labels, questions
 from chatbot.settings import OperatorSettings
@@ -91,6 +93,8 @@ def inbox_questions(engine: Engine, since: datetime, cfg: OperatorSettings, thre
     for row in rows:
         score = float(row.top[0]["score"]) if row.top else None
         reason = _reason(row.id in down, row.outcome, row.p, score, cfg, threshold)
+        if reason == "fallback" and not asks_something(row.question):
+            continue  # "안녕하세요", "감사합니다", "🙏": answered with a word back, nothing to fix
         if reason:
             out.append(InboxQuestion(row.id, row.time, row.question, row.outcome, row.p, score, reason))
         if len(out) >= cfg.max_questions:
