@@ -57,7 +57,7 @@ def asks_something(message: str) -> bool:
     """False for a message with no question in it: emoji or marks only, or nothing but courtesy (the
     operators' inbox leaves these out: there is nothing to fix)."""
     text = strip_emoticons(normalise(message))
-    return any(ch.isalnum() for ch in text) and courtesy_only(text) is None
+    return _has_word(text) and courtesy_only(text) is None
 
 
 def question_of(message: str) -> str:
@@ -69,21 +69,26 @@ def strip_emoticons(text: str) -> str:
     """ㅠㅠ, ㅋㅋ, ^^, ~~ and the like removed, ?!! shortened; the text itself when nothing else is left."""
     core = _REPEATED.sub(r"\1", _JAMO.sub(" ", _MARKS.sub(" ", text)))
     core = " ".join(core.split())
-    return core if any(ch.isalnum() for ch in core) else text
+    return core if _has_word(core) else text
 
 
 def strip_courtesies(text: str) -> str:
     """The question without the courtesy formulas before and after it; the text itself when nothing else is left."""
     core = _without_formulas(text)
-    return core if any(ch.isalnum() for ch in core) else text
+    return core if _has_word(core) else text
 
 
 def courtesy_only(text: str) -> Literal["thanks", "greeting"] | None:
     """What a message that is nothing but courtesy says ("감사합니다!", "수고하세요": thanks; "안녕하세요",
     "저기요": a greeting), so it gets a word back instead of "no answer found"; None for a message with a question."""
-    if not any(ch.isalnum() for ch in text) or any(ch.isalnum() for ch in _without_formulas(text)):
+    if not _has_word(text) or _has_word(_without_formulas(text)):
         return None
     return "thanks" if _THANKS.search(text) else "greeting"
+
+
+def _has_word(text: str) -> bool:
+    """Letters or digits left (not only spaces, marks, emoji)."""
+    return any(ch.isalnum() for ch in text)
 
 
 def _without_formulas(text: str) -> str:

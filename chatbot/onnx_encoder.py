@@ -189,16 +189,20 @@ def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
     return quantised if quantised.exists() else quantize_int8(fp32, quantised)
 
 
-def map_weights_out(path: Path) -> bool:
-    """Move the graph's weights into ``<file>.weights`` beside it, once (a few seconds, no torch); False
+def map_weights_out(path: Path) -> list | None:
+    """Move the graph's weights into ``<file>.weights`` beside it, once (a few seconds, no torch), and
+    return the graph's initializers as the graph file now names them (read once, for the sessions); None
     where that cannot be done (a read-only cache: the graph is then served as it is).
 
     Safe while other processes read the same folder: the weights file is put in place before the graph
     that names it, and a graph that still holds its weights ignores a weights file beside it."""
-    weights = path.with_name(path.name + WEIGHTS_SUFFIX)
-    if weights.exists() and _external_tensors(path):
-        return True
     import onnx
+
+    weights = path.with_name(path.name + WEIGHTS_SUFFIX)
+    if weights.exists():
+        tensors = _graph_initializers(path)
+        if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in tensors):
+            return tensors
 
     started = time.monotonic()
     try:
@@ -213,9 +217,9 @@ def map_weights_out(path: Path) -> bool:
             os.replace(staged, path)
     except OSError as exc:
         log.warning("could not move the weights of %s into a mapped file (%s); serving it as it is", path, exc)
-        return False
+        return None
     log.info("moved the weights of %s into %s in %.1f s (once)", path.name, weights.name, time.monotonic() - started)
-    return True
+    return _graph_initializers(path)
 
 
 # ------------------------------------------------------------------------------------------ inference
@@ -229,13 +233,16 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         self.path = Path(path)
-        shared = _mapped_initializers(self.path) if map_weights_out(self.path) else (
-            _shared_initializers(self.path) if lanes > 1 else {})
+        tensors = map_weights_out(self.path)
+        if tensors is not None:
+            shared = _mapped_initializers(self.path, tensors)
+        else:
+            shared = _shared_initializers(self.path) if lanes > 1 else {}
         self._weights = shared  # the sessions read these arrays in place: they must live as long as the sessions
         self.session = ort.InferenceSession(str(path), _options(threads or _cores(), shared), providers=["CPUExecutionProvider"])
         # Lanes: one single-threaded session run from `lanes` threads at once, its weights shared with the
-        # main session (+~90 MB instead of +~470 MB when the weights could not be mapped). Two one-thread runs side by side encode batches 4-25 %
-        # faster than one two-thread run (64 to 2,048 texts a call), and lose less when other threads (Chroma
+        # main session (+~90 MB instead of +~470 MB when the weights could not be mapped). Two one-thread runs
+        # side by side encode batches 4-25 % faster than one two-thread run (64 to 2,048 texts a call), and lose less when other threads (Chroma
         # writes, the rest of a question) take a core: a two-thread run waits at every step for its slower
         # half (bench/encoder_backends.py, bench/api_load.py). A lone short text keeps the main session: on
         # one thread it takes ~2.5 ms longer.
@@ -400,24 +407,18 @@ def _graph_initializers(path: Path) -> list:
     return list(onnx.load(str(path), load_external_data=False).graph.initializer)
 
 
-def _external_tensors(path: Path) -> list:
-    """The graph's initializers whose data lives in a file beside it."""
-    import onnx
-
-    return [tensor for tensor in _graph_initializers(path) if tensor.data_location == onnx.TensorProto.EXTERNAL]
-
-
-def _mapped_initializers(path: Path) -> dict:
-    """Every initializer of the graph as an ORT value: the external weights over a read-only memory map of
-    their file, the few small ones kept in the graph as arrays (given to the session too, so it optimises
-    the graph exactly as it does when the weights are read into memory: the same vectors to the last bit)."""
+def _mapped_initializers(path: Path, tensors: list) -> dict:
+    """Every initializer of the graph (``tensors``, as map_weights_out read them) as an ORT value: the external
+    weights over a read-only memory map of their file, the few small ones kept in the graph as arrays (given
+    to the session too, so it optimises the graph exactly as it does when the weights are read into memory:
+    the same vectors to the last bit)."""
     import onnx
     import onnxruntime as ort
     from onnx import numpy_helper
     from onnx.helper import tensor_dtype_to_np_dtype
 
     values = {}
-    for tensor in _graph_initializers(path):
+    for tensor in tensors:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             values[tensor.name] = ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(tensor))
             continue

@@ -173,11 +173,12 @@ class Retriever:
         return question
 
     def question_vectors(self, questions: list[str]) -> np.ndarray:
-        """Vectors of several questions in one batched call, read as dense_text reads them."""
+        """Vectors of several questions in one batched call (one question: the encoder's cache or micro-batch),
+        read as dense_text reads them."""
         return self.encoder.encode_questions([self.dense_text(q) for q in questions])
 
     def _dense(self, question: str, where: dict[str, Any] | None) -> list[Hit]:
-        vector = self.encoder.encode_questions([self.dense_text(question)])[0]
+        vector = self.question_vectors([question])[0]
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
     def _hybrid(self, question: str, where: dict[str, Any] | None, k: int, vector: np.ndarray | None = None
@@ -189,7 +190,7 @@ class Retriever:
         # The kiwi + BM25 side runs in a thread while the encoder works (it computes outside the GIL).
         lexical_job = self._side.submit(self._lexical_side, index, question, where, candidates)
         if vector is None:
-            vector = self.encoder.encode_questions([self.dense_text(question)])[0]
+            vector = self.question_vectors([question])[0]
         nearest = self._nearest(vector, candidates) if where is None else self.store.nearest(vector, candidates, where)
         dense = list(self.dense_hits(index, nearest).values())
         tokens, scores, lexical_top = lexical_job.result()
