@@ -6,6 +6,7 @@
     python bench/decision.py --plot var/bench/decision.png --out var/bench/decision.md
     python bench/decision.py --verifier both         # with and without the cross-encoder verifier feature
     python bench/decision.py --chat-style            # also the sample questions with emoticons / courtesy formulas
+    python bench/decision.py --typos                 # also the sample questions with one typing slip, typo repair on / off
 
 Each task gets a fresh embedded store, the product's Retriever/Answerer and a decision model built from
 that store exactly as the app builds it (DecisionProvider.build: store-derived rows + the bundled
@@ -219,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chat-style", action="store_true",
                         help="also ask the sample questions with emoticons or wrapped in courtesy formulas, with and "
                              "without taking them off")
+    parser.add_argument("--typos", action="store_true",
+                        help="also ask the sample questions with one typing slip each (bench/typos.py), with text.typo_repair "
+                             "on and off")
     parser.add_argument("--verifier", choices=("config", "off", "on", "both"), default="config",
                         help="answer.verifier: as configured, off, on, or both one after the other")
     args = parser.parse_args(argv)
@@ -258,6 +262,9 @@ def run(args: argparse.Namespace, verifier: str) -> str:
         panels.append(("sample", rows))
         if args.chat_style:
             sections.append(chat_style_report(pipeline, cases, level))
+        if args.typos:
+            off = sample_pipeline(settings.with_overrides(text={"typo_repair": False}), Path(tmp) / "sample-no-repair")
+            sections.append(typo_report({"on": pipeline, "off": off}, cases))
         if args.public:
             if not (DATASETS / "chatbot_data_dev.csv").exists():
                 sections.append(f"(public set skipped: {DATASETS} is absent)")
@@ -301,6 +308,32 @@ def chat_style_report(pipeline: Pipeline, cases: list[Case], level: float) -> st
     return "\n".join(["", f"Chat-style messages: the sample questions wrapped (answer at P ≥ {level:.2f}):", "", markdown_table(
         ["around the questions", "before matching", "answer precision", "coverage", "clarify (in-scope)", "OOS answered",
          "top-1"], table), ""])
+
+
+def typo_report(pipelines: dict[str, Pipeline], cases: list[Case], seed: int = 7) -> str:
+    """The configured operating point and top-1 with typo repair on and off, questions as written and with a slip."""
+    from bench.typos import with_typo
+
+    rng = random.Random(seed)
+    slipped = [replace(c, question=with_typo(c.question, rng)) for c in cases]
+    changed = sum(a.question != b.question for a, b in zip(cases, slipped))
+    table, repaired = [], {}
+    for repair, pipeline in pipelines.items():
+        retriever = pipeline.retriever
+        for name, asked in (("as written", cases), ("one slip", slipped)):
+            rows, _ = measure(pipeline, asked)
+            outcome = np.array([r.outcome for r in rows])
+            in_scope = np.array([r.answerable for r in rows])
+            precision, coverage, oos = rates(rows, np.isin(outcome, ("faq", "doc")))
+            top1 = np.mean([r.right_first for r in rows if r.answerable])
+            clarify = ((outcome == "clarify") & in_scope).sum() / max(in_scope.sum(), 1)
+            table.append([name, repair, precision, coverage, clarify, oos, top1])
+            if repair == "on":
+                repaired[name] = sum(retriever.repaired(question_of(c.question)) != question_of(c.question) for c in asked)
+    return "\n".join(["", f"Typing slips: {changed} of the {len(cases)} sample questions given one (bench/typos.py); the "
+                            f"repair changed {repaired.get('one slip', 0)} of those asked with a slip and "
+                            f"{repaired.get('as written', 0)} of those as written:", "", markdown_table(
+        ["questions", "typo repair", "answer precision", "coverage", "clarify (in-scope)", "OOS answered", "top-1"], table), ""])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python bench/retrieval_quality.py                 # everything (≈10-15 min on 2 cores with e5-small)
     python bench/retrieval_quality.py --quick         # 300 queries per public set
     python bench/retrieval_quality.py --out var/bench/retrieval_quality.md
+    python bench/retrieval_quality.py --typos --only "hybrid w=0.05*"   # every query with one typing slip
 
 Tasks (queries are never stored; FAQ ids are the groups):
 - chatbot_data_dev.csv (Q,A,label): questions grouped by identical answer text; groups with ≥ 2
@@ -22,7 +23,8 @@ Compared, one factor at a time from the configured defaults:
 - prefix policy: `query: ` on both sides (the product's) vs FAQ side encoded with `passage: `
 - retrieval.lexical_weight 0 … 0.5 (hybrid), and which values make hybrid ≥ max(dense, lexical) on
   both public sets
-- text.spacing_correction on/off and text.typo_tolerant on/off (lexical side), encoder.input
+- text.spacing_correction on/off and text.typo_tolerant on/off (lexical side), text.typo_repair on/off
+  (both sides; with --typos every query has one typing slip, bench/typos.py), encoder.input
   raw/normalised (dense side)
 The public data folder (../shared/datasets) is optional: without it only the sample FAQ is measured.
 """
@@ -30,11 +32,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,8 @@ def configs(base: Settings) -> list[Config]:
         Config(f"hybrid w={w:g}, unspaced questions as typed", "hybrid", overrides=(("text", "respace_unspaced", False),)),
         Config("lexical, spacing off", "lexical", overrides=(("text", "spacing_correction", False),)),
         Config(f"hybrid w={w:g}, spacing off", "hybrid", overrides=(("text", "spacing_correction", False),)),
+        Config("dense, typo repair off", "dense", overrides=(("text", "typo_repair", False),)),
+        Config(f"hybrid w={w:g}, typo repair off", "hybrid", overrides=(("text", "typo_repair", False),)),
         Config("lexical, typo model", "lexical", overrides=(("text", "typo_tolerant", True),)),
         Config(f"hybrid w={w:g}, typo model", "hybrid", overrides=(("text", "typo_tolerant", True),)),
     ]
@@ -204,6 +209,15 @@ def weight_verdict(runs: list[TaskRun], weights: tuple[float, ...], suffix: str 
     return lines
 
 
+def with_slips(task: FaqTask, seed: int) -> FaqTask:
+    """The task with one typing slip in each query (seeded; bench/typos.py)."""
+    from bench.typos import with_typo
+
+    rng = random.Random(seed)
+    return replace(task, name=f"{task.name}, one slip per query",
+                   cases=[replace(c, question=with_typo(c.question, rng)) for c in task.cases])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 queries per public set (and fewer FAQ rows)")
@@ -211,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--model", default=None, help="encoder folder (default: the configured one; e5 → offline export)")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables (markdown) here")
+    parser.add_argument("--typos", action="store_true", help="every query with one typing slip (bench/typos.py)")
     parser.add_argument("--only", default=None, help="semicolon-separated configuration labels to run (exact; a trailing * matches a prefix)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -226,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"SKIPPED the public sets: {DATASETS} is absent (see shared/datasets/README.md); measuring the sample FAQ only.")
     tasks.append(sample_task(base))
+    if args.typos:
+        tasks = [with_slips(task, args.seed) for task in tasks]
 
     started = time.perf_counter()
     all_configs = configs(base)

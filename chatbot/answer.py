@@ -11,7 +11,7 @@ the raw score with the mode's threshold.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from chatbot.message import courtesy_only, strip_courtesies, strip_emoticons
@@ -69,6 +69,11 @@ class Answerer:
         text = strip_courtesies(text)
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
+        answer = self._answer(text, k, category, mode)
+        read = self.retriever.repaired(text) if isinstance(self.retriever, Retriever) else text
+        return replace(answer, read_as=read) if read != text else answer
+
+    def _answer(self, text: str, k: int | None, category: str | None, mode: Mode | None) -> Answer:
         mode = mode or self.retriever.default_mode
         model = self.decision.current() if self.decision is not None and mode in DECISION_MODES else None
         if model is not None and isinstance(self.retriever, Retriever) and self.model_beats_threshold(model):

@@ -17,7 +17,7 @@ from chatbot.settings import load_settings
 
 
 def format_answer(answer: Answer) -> str:
-    lines: list[str] = []
+    lines: list[str] = [f"(“{answer.read_as}”(으)로 찾았어요)"] if answer.read_as else []
     if answer.type == "faq":
         lines.append(f"[FAQ · 점수 {answer.score:.3f}{_confidence(answer.p)}] {answer.matched_question}")
         lines.append(answer.answer)

@@ -28,6 +28,7 @@ from chatbot.columns import IdColumn, MetadataColumn, Positions, RecordColumns, 
 from chatbot.dictionary import dictionary_fingerprint
 from chatbot.records import Hit
 from chatbot.settings import LexicalSettings, StoreSettings
+from chatbot.spelling import Speller
 from chatbot.store import Store, StoredRecords
 from chatbot.text import morphemes, morphemes_batch
 
@@ -134,6 +135,11 @@ class LexicalIndex:
     @cached_property
     def doc_freq(self) -> dict[str, int]:
         return dict(zip(self.tokens.vocab, self.matrix.doc_freqs().tolist()))
+
+    @cached_property
+    def speller(self) -> Speller:
+        """Typo repair against this index's words (chatbot/spelling.py)."""
+        return Speller(self.doc_freq)
 
     @cached_property
     def position(self) -> Positions:

@@ -85,6 +85,7 @@ class Answer:
     `p` is the decision model's probability that the answer (clarify: the best candidate) is right;
     None when the decision used the raw score threshold (lexical/static modes, or no model yet).
     `candidates` (clarify only): dicts with question, faq_id, source, p, best first.
+    `read_as`: the question as it was searched when typo repair changed it ("배숑 기간" → "배송 기간"), else None.
     """
 
     type: Literal["faq", "doc", "clarify", "fallback"]
@@ -97,6 +98,7 @@ class Answer:
     hits: tuple[Hit, ...] = ()
     p: float | None = None
     candidates: tuple[dict[str, Any], ...] = ()
+    read_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +111,7 @@ class Answer:
             "sources": list(self.sources),
             "suggestions": list(self.suggestions),
             "candidates": [dict(c) for c in self.candidates],
+            "read_as": self.read_as,
         }
 
 

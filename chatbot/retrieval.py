@@ -162,12 +162,19 @@ class Retriever:
         return Candidates(question, tuple(tokens), tuple(found))
 
     def _lexical_text(self, question: str) -> str:
+        question = self.repaired(question)
         return correct_spacing(question) if self.settings.text.spacing_correction else question
 
+    def repaired(self, question: str) -> str:
+        """The question with typos in the store's own words repaired (text.typo_repair; "배숑 기간" →
+        "배송 기간", see chatbot/spelling.py), as both sides read it."""
+        return self.lexical.speller.repair(question) if self.settings.text.typo_repair else question
+
     def dense_text(self, question: str) -> str:
-        """The question as the encoder reads it: respaced by kiwi when it was typed without spaces
-        (text.respace_unspaced; "배송비얼마예요" → "배송비 얼마예요"). Well-spaced questions go in as typed:
-        respacing every question cost dense top-1 on the public chatbot split."""
+        """The question as the encoder reads it: typos in store words repaired, and respaced by kiwi when it
+        was typed without spaces (text.respace_unspaced; "배송비얼마예요" → "배송비 얼마예요"). Well-spaced
+        questions go in as typed: respacing every question cost dense top-1 on the public chatbot split."""
+        question = self.repaired(question)
         if self.settings.text.respace_unspaced and is_unspaced(question):
             return correct_spacing(question)
         return question

@@ -45,6 +45,7 @@ class TextSettings(BaseModel):
     spacing_correction: bool = True
     respace_unspaced: bool = True  # a question typed without spaces goes to the encoder respaced (chatbot/retrieval.py)
     typo_tolerant: bool = False
+    typo_repair: bool = True  # an unknown word one key from exactly one store word is read as it (chatbot/spelling.py)
     # Synonym/user dictionary (chatbot/dictionary.py) for the lexical side; null (or "" in the env) = none
     synonyms: Path | None = Path("configs/synonyms.yaml")
     synonyms_reload_s: float = Field(5.0, ge=0.0)  # how often the file is rechecked for an edit by another process

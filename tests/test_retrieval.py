@@ -247,3 +247,25 @@ def test_a_question_typed_without_spaces_is_respaced_for_the_encoder(pipeline, m
     off = retriever.settings.with_overrides(text={"respace_unspaced": False})
     monkeypatch.setattr(retriever, "settings", off)
     assert retriever.dense_text("배송조회어떻게해요") == "배송조회어떻게해요"
+
+
+def test_the_retriever_reads_a_slip_as_the_store_word_on_both_sides(pipeline, monkeypatch):
+    retriever = pipeline.retriever
+    assert retriever.dense_text("쿠퐁은 어디에서 입력하나요?") == "쿠폰은 어디에서 입력하나요?"
+    ranking = retriever.candidates("쿠퐁은 어디에서 입력하나요?")
+    assert "쿠폰" in ranking.tokens and ranking.grouped(1)[0].hit.answer_id == "coupon-1"
+    off = retriever.settings.with_overrides(text={"typo_repair": False})
+    monkeypatch.setattr(retriever, "settings", off)
+    assert retriever.dense_text("쿠퐁은 어디에서 입력하나요?") == "쿠퐁은 어디에서 입력하나요?"
+    assert "쿠폰" not in retriever.candidates("쿠퐁은 어디에서 입력하나요?").tokens
+
+
+def test_an_answer_says_what_was_searched_when_a_typo_was_repaired(pipeline):
+    from chatbot.chat import format_answer
+    from chatbot.web.render import answer_html
+
+    answer = pipeline.answerer.ask("쿠퐁은 어디에서 입력하나요?")
+    assert answer.read_as == "쿠폰은 어디에서 입력하나요?" and answer.to_dict()["read_as"] == answer.read_as
+    assert "“쿠폰은 어디에서 입력하나요?”(으)로 찾았어요" in answer_html(answer)
+    assert format_answer(answer).startswith("(“쿠폰은 어디에서 입력하나요?”(으)로 찾았어요)")
+    assert pipeline.answerer.ask("쿠폰은 어디에서 입력하나요?").read_as is None

@@ -125,7 +125,7 @@ class DecisionProvider:
         parts = [
             self.retriever.store.fingerprint(), self.retriever.encoder.model_id,
             f"w={s.retrieval.lexical_weight}", f"off={s.retrieval.doc_offset}", f"cand={s.retrieval.candidates}",
-            f"sp={s.text.spacing_correction}", f"respace={s.text.respace_unspaced}", f"k1={s.lexical.k1}", f"b={s.lexical.b}",
+            f"sp={s.text.spacing_correction}", f"respace={s.text.respace_unspaced}", f"typo={s.text.typo_repair}", f"k1={s.lexical.k1}", f"b={s.lexical.b}",
             f"dict={dictionary_fingerprint()}", bundled_digest(), f"v{FORMAT}", ",".join(NAMES), f"max={self.max_variants}", f"share={self.in_scope_share}",
         ]
         labels = self.labels()

@@ -62,6 +62,7 @@ class AskResponse(BaseModel):
     suggestions: list[str] = []
     candidates: list[dict[str, Any]] = []
     p: float | None = None
+    read_as: str | None = None  # the question as searched, when typo repair changed it
     mode: str
     question_id: str | None = None
 

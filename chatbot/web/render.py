@@ -69,7 +69,14 @@ def follow_ups(answer: Answer) -> list[tuple[str, str | None]]:
 
 
 def answer_html(answer: Answer) -> str:
-    """The assistant message: matched question or quoted passage, source, score. All text escaped."""
+    """The assistant message: matched question or quoted passage, source, score. All text escaped.
+    A question read with a typo repaired says so first, so a user sees what was searched."""
+    read_as = getattr(answer, "read_as", None)
+    note = f"<p><small>🔤 “{text_html(read_as)}”(으)로 찾았어요.</small></p>" if read_as else ""
+    return note + _answer_body(answer)
+
+
+def _answer_body(answer: Answer) -> str:
     score = f"점수 {answer.score:.3f}"
     p = getattr(answer, "p", None)
     if p is not None:
