@@ -149,9 +149,17 @@ class Speller:
                 if rivals and -best[1] < 2 * -rivals[0][1]:
                     return None  # two store words as likely: no guess
                 fixed = best[2] + word[end:]
-                # the rest of an unsplit word must read as Korean with it ("겨환되나요" → 교환 + 되 + 나요)
-                return fixed if end == len(word) or not any(t.oov for t in get_kiwi().tokenize(fixed)) else None
+                return fixed if end == len(word) or self._ending(fixed, end) else None
         return None
+
+    @staticmethod
+    def _ending(fixed: str, end: int) -> bool:
+        """True when the rest of an unsplit word after its repaired start reads as an ending, a particle or a
+        verb kiwi knows ("겨환되나요" → 교환 + 되 + 나요), not as another noun ("가이폰" is no 가입 + 폰)."""
+        tokens = get_kiwi().tokenize(fixed)
+        rest = [t for t in tokens if t.end > end]
+        return (any(t.end == end for t in tokens) and bool(rest)
+                and all(t.start >= end and not t.oov and t.tag.startswith(("J", "E", "V", "XSV", "XSA")) for t in rest))
 
     def split(self, text: str) -> list[str] | None:
         """`text` as the fewest store words (each of two syllables or more), or None when it is not made of them."""

@@ -7,7 +7,7 @@ from chatbot.spelling import Speller, slipped, slips
 
 # A store vocabulary as the BM25 cache gives it: morpheme → how many records use it.
 WORDS = {"배송": 9, "기간": 3, "환불": 7, "교환": 5, "현금": 2, "영수증": 2, "쿠폰": 4, "무료": 6, "주류": 1,
-         "한빛마켓": 2, "주문": 8, "취소": 5, "결제": 6, "수단": 1}
+         "한빛마켓": 2, "주문": 8, "취소": 5, "결제": 6, "수단": 1, "가입": 3}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,7 @@ def test_an_unknown_word_one_key_from_a_store_word_is_read_as_it(speller, typed,
     "한빛마켓 회원가입",  # unknown to kiwi, but the store's own word
     "관세는 누가 내요",  # a known word the store does not use
     "취뽀하고 싶다",  # slang: ㅃ and ㅅ do not touch, so not a slip of 취소
+    "가이폰 케이스 있어요",  # 가이 → 가입 leaves 폰, a noun, not an ending: no 가입폰
     "오늘 날씨 어때",
     "refund please",
     "",
