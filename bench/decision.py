@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None, help="PNG with the curves and reliability diagrams")
     parser.add_argument("--out", type=Path, default=None, help="also write the report as markdown")
     parser.add_argument("--chat-style", action="store_true",
-                        help="also ask the sample questions with emoticons or wrapped in courtesy formulas, with and "
-                             "without taking them off")
+                        help="also ask the sample questions with emoticons, wrapped in courtesy formulas or with an "
+                             "order number, phone number or e-mail, with and without taking them off")
     parser.add_argument("--typos", action="store_true",
                         help="also ask the sample questions with one typing slip each (bench/typos.py), with text.typo_repair "
                              "on and off")
@@ -283,18 +283,21 @@ def run(args: argparse.Namespace, verifier: str) -> str:
 
 
 # Wrappers for --chat-style: emoticons and marks after the question; formulas of chatbot/message.py; and
-# wordings outside its list (a question about the place itself, "고객센터죠?", is no formula: it stays).
+# wordings outside its list (a question about the place itself, "고객센터죠?", is no formula: it stays);
+# identifiers (taken off; their label words, 주문번호 / 연락처 / 답변은 … 으로 주세요, stay).
 EMOTICONS = (("", " ㅠㅠ"), ("", " ㅎㅎ"), ("", "~~"), ("", " ㅋㅋㅋ"), ("", "!!"), ("", " ^^"), ("", "??"), ("", "ㅜㅜ"))
 LISTED = (("안녕하세요. ", ""), ("수고하십니다. ", ""), ("문의드립니다. ", " 감사합니다"), ("저기요, ", ""))
 UNLISTED = (("안녕하세요~ ", ""), ("수고 많으세요! ", " 감사해요 :)"), ("궁금한 게 있는데요, ", ""), ("혹시요, ", " 답변 기다릴게요"),
             ("여쭤볼게 있는데요 ", " 고맙습니다!!"), ("", ""), ("안녕하세요 고객센터죠? ", " 빠른 답변 부탁드립니다"), ("하이요 ", ""))
+IDENTIFIERS = (("주문번호 2024112500123 ", ""), ("", " 연락처 010-2345-6789"), ("(주문번호: ORD-20241125-0042) ", ""),
+               ("", " 답변은 hong.gildong@example.com 으로 주세요"))
 
 
 def chat_style_report(pipeline: Pipeline, cases: list[Case], level: float) -> str:
     """The configured operating point and top-1 with the questions wrapped (in turn), taken off or not."""
     table = []
     for name, wrappers in (("none", (("", ""),)), ("emoticons and marks after", EMOTICONS), ("formulas in the list", LISTED),
-                           ("formulas partly outside the list", UNLISTED)):
+                           ("formulas partly outside the list", UNLISTED), ("an order number, phone or e-mail", IDENTIFIERS)):
         wrapped = [replace(c, question=f"{wrappers[i % len(wrappers)][0]}{c.question}{wrappers[i % len(wrappers)][1]}")
                    for i, c in enumerate(cases)]
         for strip in ((True,) if name == "none" else (False, True)):

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from chatbot.message import courtesy_only, strip_courtesies, strip_emoticons
+from chatbot.message import courtesy_only, strip_courtesies, strip_emoticons, strip_identifiers
 from chatbot.decision import DecisionModel, DecisionProvider, choose
 from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
@@ -66,7 +66,7 @@ class Answerer:
         if courtesy is not None:
             reply = self.settings.thanks_reply if courtesy == "thanks" else self.settings.greeting_reply
             return Answer(type="fallback", answer=reply, score=0.0)
-        text = strip_courtesies(text)
+        text = strip_identifiers(strip_courtesies(text))
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
         answer = self._answer(text, k, category, mode)

@@ -7,7 +7,12 @@ model learned from FAQ wordings, which have none of it). So, before retrieval an
 
 - runs of lone Hangul letters (ㅠㅠ ㅋㅋ ㅎㅎ ㅇㅇ: never part of a written word), ^^ ;; ~~ -_- are removed
   and repeated ?!. become one;
-- courtesy formulas, a small closed set listed here, are removed as whole phrases at the start or end.
+- courtesy formulas, a small closed set listed here, are removed as whole phrases at the start or end;
+- identifiers are removed: e-mail addresses and codes of six digits or more (order, tracking, phone, card,
+  account numbers; dates written as 2024-11-25), with the word naming a contact (연락처, 메일). They say
+  whose or which order, not what is asked, and the encoder reads a code as a dozen meaningless pieces
+  ("주문번호 2024112500123 배송비 얼마예요?"). Order and tracking labels (주문번호, 송장번호) stay, since they
+  may be the topic; prices, amounts and short numbers ("3만원", "7일", "2,000원") stay.
 
 A message that would be left with no letters or digits is kept as it is; one that is nothing but courtesy
 ("안녕하세요", "감사합니다 ㅎㅎ") gets a greeting or a "you're welcome" back (answer.greeting_reply /
@@ -18,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from chatbot.questionlog.masking import BUILTIN_RULES
 from chatbot.text import normalise
 
 FORMULAS: tuple[str, ...] = (
@@ -61,8 +67,24 @@ def asks_something(message: str) -> bool:
 
 
 def question_of(message: str) -> str:
-    """The question in a chat message: emoticons, then courtesy formulas, taken off."""
-    return strip_courtesies(strip_emoticons(message))
+    """The question in a chat message: emoticons, then courtesy formulas, then identifiers taken off."""
+    return strip_identifiers(strip_courtesies(strip_emoticons(message)))
+
+
+# a word naming a person's contact goes with it ("연락처 010-…", "메일: …"): whose, not what is asked. Order and
+# tracking number labels stay ("송장번호 6012… 조회가 안 돼요" asks about tracking).
+_LABEL = r"(?:(?:연락처|연락|이메일|메일|휴대폰|핸드폰|전화)(?:\s?번호)?(?:는|은)?\s*[:：]?\s*)?"
+_EMAIL = re.compile(_LABEL + next(rule.pattern for rule in BUILTIN_RULES if rule.name == "email").pattern)
+_CODE = re.compile(_LABEL + r"(?<![A-Za-z\d])(?:[A-Za-z]{1,4}[-#]?)?\d[\d. -]*\d(?![\d])")
+MIN_CODE_DIGITS = 6
+
+
+def strip_identifiers(text: str) -> str:
+    """E-mail addresses and codes of MIN_CODE_DIGITS digits or more removed; the text itself when nothing else is left."""
+    core = _EMAIL.sub(" ", text)
+    core = _CODE.sub(lambda m: " " if sum(ch.isdigit() for ch in m.group(0)) >= MIN_CODE_DIGITS else m.group(0), core)
+    core = " ".join(core.split())
+    return core if _has_word(core) else text
 
 
 def strip_emoticons(text: str) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.message import courtesy_only, question_of, strip_courtesies, strip_emoticons
+from chatbot.message import courtesy_only, question_of, strip_courtesies, strip_emoticons, strip_identifiers
 from chatbot.evaluation import FaqItem, faq_records, temporary_pipeline
 from chatbot.text import normalise
 
@@ -53,6 +53,26 @@ def test_a_message_loses_both():
     assert question_of("안녕하세요~ 배송비 얼마예요?? 감사합니다 ㅎㅎ") == "배송비 얼마예요?"
 
 
+@pytest.mark.parametrize(("message", "question"), [
+    ("주문번호 2024112500123 배송비 얼마예요?", "주문번호 배송비 얼마예요?"),
+    ("배송비 얼마예요? 연락처 010-1234-5678", "배송비 얼마예요?"),
+    ("환불 언제 돼요 전화번호: 010 1234 5678", "환불 언제 돼요"),
+    ("ORD-20241125-0001 취소해주세요", "취소해주세요"),
+    ("송장번호 6012 3456 7890 조회가 안 돼요", "송장번호 조회가 안 돼요"),
+    ("답변은 hong.gd@example.com 으로 주세요", "답변은 으로 주세요"),
+])
+def test_identifiers_are_taken_off(message, question):
+    assert strip_identifiers(message) == question
+
+
+@pytest.mark.parametrize("message", [
+    "3만원 이상 사면 무료배송인가요?", "2,000원 쿠폰 언제 써요", "7일 지났는데 반품돼요?", "아이폰 15 케이스 있어요?",
+    "12:30까지 주문하면 오늘 출고돼요?", "GS25에서 택배 보낼 수 있어요?", "2024년 11월 25일 주문", "1234567",
+])
+def test_prices_amounts_short_numbers_and_number_only_messages_stay(message):
+    assert strip_identifiers(message) == message
+
+
 def test_answers_do_not_depend_on_courtesies(make_settings, tmp_path):
     items = [FaqItem("배송비는 얼마인가요?", "ship", "3,000원"), FaqItem("택배비 얼마예요?", "ship"),
              FaqItem("환불은 언제 되나요?", "refund", "3영업일"), FaqItem("감사 인사는 어디에 남기나요?", "thanks", "게시판")]
@@ -61,6 +81,8 @@ def test_answers_do_not_depend_on_courtesies(make_settings, tmp_path):
     plain = pipeline.answerer.ask("배송비는 얼마인가요?")
     polite = pipeline.answerer.ask("안녕하세요, 수고하십니다. 배송비는 얼마인가요? 감사합니다~ ㅎㅎ")
     assert (polite.type, [h.record_id for h in polite.hits]) == (plain.type, [h.record_id for h in plain.hits])
+    ordered = pipeline.answerer.ask("배송비는 얼마인가요? 010-1234-5678 hong@example.com ORD-2024112500123")
+    assert (ordered.type, [h.record_id for h in ordered.hits]) == (plain.type, [h.record_id for h in plain.hits])
 
 
 @pytest.mark.parametrize(("message", "kind"), [
