@@ -1,4 +1,4 @@
-"""From what a user typed to the question that is matched: emoticons and courtesy formulas come off.
+"""From what a user typed to the question that is matched: emoticons, courtesy formulas and identifiers come off.
 
 Chat messages carry more than the question: "안녕하세요. 배송비 얼마예요? 감사합니다", "환불 언제 돼요 ㅠㅠ",
 "쿠폰이 안 써져요~~". None of it means anything for matching, but the encoder and the keyword side read
