@@ -83,6 +83,8 @@ def strip_identifiers(text: str) -> str:
     """E-mail addresses and codes of MIN_CODE_DIGITS digits or more removed; the text itself when nothing else is left."""
     core = _EMAIL.sub(" ", text)
     core = _CODE.sub(lambda m: " " if sum(ch.isdigit() for ch in m.group(0)) >= MIN_CODE_DIGITS else m.group(0), core)
+    if core == text:
+        return text  # nothing taken off: the question exactly as it came (spaces included)
     core = " ".join(core.split())
     return core if _has_word(core) else text
 

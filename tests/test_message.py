@@ -68,6 +68,7 @@ def test_identifiers_are_taken_off(message, question):
 @pytest.mark.parametrize("message", [
     "3만원 이상 사면 무료배송인가요?", "2,000원 쿠폰 언제 써요", "7일 지났는데 반품돼요?", "아이폰 15 케이스 있어요?",
     "12:30까지 주문하면 오늘 출고돼요?", "GS25에서 택배 보낼 수 있어요?", "2024년 11월 25일 주문", "1234567",
+    "녹차  마실래?",  # two spaces: nothing taken off, nothing changed
 ])
 def test_prices_amounts_short_numbers_and_number_only_messages_stay(message):
     assert strip_identifiers(message) == message
