@@ -142,6 +142,22 @@ def test_health_reports_records_and_encoder(client, pipeline):
     assert body["decision"] == "off"  # the tiny model's settings: the threshold decides
 
 
+def test_start_up_warms_retrieval_and_begins_the_decision_model(make_settings, tmp_path, monkeypatch):
+    """The warm-up question goes through retrieval (a greeting would be answered before it) and asks for the
+    decision model, so its background build starts at start-up, not with the first user's question."""
+    from chatbot.decision.artefact import DecisionProvider
+
+    faq = write_faq(tmp_path / "faq.csv")
+    settings = make_settings(app={"sample_faq": [str(faq)], "sample_docs": []},
+                             answer={"threshold": 0.5, "decision_model": True})
+    asked: list[str] = []
+    searched = DecisionProvider.current
+    monkeypatch.setattr(DecisionProvider, "current", lambda self: asked.append("model") or searched(self))
+    service = Service(settings)
+    service.load()
+    assert service.pipeline is not None and asked
+
+
 def test_health_and_ask_are_503_until_loaded(settings):
     service = Service(settings)  # never started: what the server looks like while the model loads
     client = TestClient(build_api(service))  # no `with`: the lifespan (which starts loading) does not run

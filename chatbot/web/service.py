@@ -23,6 +23,7 @@ from chatbot.settings import PROJECT_ROOT, Settings
 from chatbot.web.reports import summarise_report
 from ingest.sync import IngestReport, ingest_paths
 
+WARM_UP_QUESTION = "자주 묻는 질문 목록"
 log = logging.getLogger("faqbot")
 
 ALL_CATEGORIES = "전체"
@@ -103,7 +104,9 @@ class Service:
             self.set_status("loading", "검색 색인을 준비하는 중")
             pipeline.retriever.lexical  # noqa: B018 - builds or loads the BM25 cache now, not on the first question
             if pipeline.store.count():
-                pipeline.answerer.ask("안녕하세요")  # warm-up: first encode, first Chroma query
+                # warm-up: first encode, first Chroma query, and the decision model's background build begins
+                # (a greeting would be answered before retrieval and warm nothing)
+                pipeline.answerer.ask(WARM_UP_QUESTION)
             if pipeline.encoder.release_torch():
                 log.info("ONNX Runtime encodes every question: the torch copy of the encoder is released.")
             self.pipeline = pipeline
