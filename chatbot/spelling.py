@@ -94,9 +94,10 @@ class Speller:
     """Repairs questions against one store vocabulary (the BM25 cache's morphemes); built once per cache."""
 
     def __init__(self, doc_freq: Mapping[str, int]) -> None:
-        self.doc_freq = {w: n for w, n in doc_freq.items() if len(w) >= MIN_SYLLABLES and all(map(is_syllable, w))}
-        self.syllables = frozenset(ch for word in self.doc_freq for ch in word)
-        self.longest = max(map(len, self.doc_freq), default=0)
+        self.doc_freq = doc_freq  # the cache's own table, not a copy (a 1M-record store has a large one)
+        hangul = [w for w in doc_freq if len(w) >= MIN_SYLLABLES and all(map(is_syllable, w))]
+        self.syllables = frozenset(ch for word in hangul for ch in word)
+        self.longest = max(map(len, hangul), default=0)
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
