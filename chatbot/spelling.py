@@ -95,9 +95,9 @@ class Speller:
 
     def __init__(self, doc_freq: Mapping[str, int]) -> None:
         self.doc_freq = doc_freq  # the cache's own table, not a copy (a 1M-record store has a large one)
-        hangul = [w for w in doc_freq if len(w) >= MIN_SYLLABLES and all(map(is_syllable, w))]
-        self.syllables = frozenset(ch for word in hangul for ch in word)
-        self.longest = max(map(len, hangul), default=0)
+        words = "\n".join(doc_freq)  # one string, scanned in C: built on the first question after every cache change
+        self.syllables = frozenset(ch for ch in set(words) if is_syllable(ch))
+        self.longest = min(max(map(len, doc_freq), default=0), MAX_SYLLABLES)  # a repaired span is never longer
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
 
