@@ -126,12 +126,15 @@ class Answerer:
         if outcome == "answer":
             return self.answer_from(best, hits, p=ps[0])
         candidates = self.clarify_candidates(hits[: len(ps)], ps) if outcome == "clarify" else ()
+        # suggestions read on past the top k when those are all passages (an FAQ below ten loose passages is
+        # still something to click; "How much is shipping?" had none to offer)
+        deeper = [c.hit for c in ranking.hits]
         if candidates:
             return Answer(
                 type="clarify", answer=self.settings.clarify, score=best.score, p=ps[0],
-                candidates=candidates, suggestions=self.suggest(hits[len(ps):]), hits=tuple(hits),
+                candidates=candidates, suggestions=self.suggest(hits[len(ps):] + deeper), hits=tuple(hits),
             )
-        return self.fallback(hits, p=ps[0])
+        return replace(self.fallback(hits, p=ps[0]), suggestions=self.suggest(hits + deeper))
 
     def clarify_candidates(self, hits: list[Hit], ps: list[float]) -> tuple[dict[str, Any], ...]:
         """FAQ candidates (their main wording, so choosing one asks a question that is answered), likeliest first."""

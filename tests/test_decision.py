@@ -274,6 +274,21 @@ def test_safety_rule_threshold_decides_when_the_model_is_worse(small):
     assert answerer.ask("배송비는 얼마인가요?").type == "fallback"
 
 
+def test_a_fallback_suggests_faqs_ranked_below_a_top_k_of_passages(small):
+    """Ten loose passages on top (an English question against a Korean store) left the fallback nothing to offer."""
+    from dataclasses import replace
+
+    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"answer_p": 0.9}))
+    ranking = small.retriever.candidates("배송비는 얼마인가요?", 5)
+    passages = tuple(Candidate(_hit(f"d{i}", f"문단 {i}", 2.0 - i / 100, kind="doc"), 0.9, 0.0) for i in range(5))
+    mixed = replace(ranking, hits=passages + ranking.hits)
+    assert all(c.hit.kind == "doc" for c in mixed.grouped(5))
+    answer = answerer.decide_with_model("배송비는 얼마인가요?", mixed, FixedModel([0.1, 0.05, 0.0]), 5)
+    assert answer.type == "fallback" and len(answer.suggestions) == 3
+    faq_questions = {str(c.hit.metadata.get("main_question")) for c in ranking.hits if c.hit.kind == "faq"}
+    assert set(answer.suggestions) <= faq_questions
+
+
 def test_another_chunk_of_the_same_document_is_no_rival(small):
     from chatbot.answer import same_document
 
