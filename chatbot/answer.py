@@ -130,11 +130,12 @@ class Answerer:
         # still something to click; "How much is shipping?" had none to offer)
         deeper = [c.hit for c in ranking.hits]
         if candidates:
+            shown = {h.answer_key for h in hits[: len(ps)]}  # the candidates are not suggested again
             return Answer(
-                type="clarify", answer=self.settings.clarify, score=best.score, p=ps[0],
-                candidates=candidates, suggestions=self.suggest(hits[len(ps):] + deeper), hits=tuple(hits),
+                type="clarify", answer=self.settings.clarify, score=best.score, p=ps[0], candidates=candidates,
+                suggestions=self.suggest(hits[len(ps):] + [h for h in deeper if h.answer_key not in shown]), hits=tuple(hits),
             )
-        return replace(self.fallback(hits, p=ps[0]), suggestions=self.suggest(hits + deeper))
+        return self.fallback(hits, p=ps[0], more=deeper)
 
     def clarify_candidates(self, hits: list[Hit], ps: list[float]) -> tuple[dict[str, Any], ...]:
         """FAQ candidates (their main wording, so choosing one asks a question that is answered), likeliest first."""
@@ -184,12 +185,13 @@ class Answerer:
             p=p,
         )
 
-    def fallback(self, hits: list[Hit], p: float | None = None) -> Answer:
+    def fallback(self, hits: list[Hit], p: float | None = None, more: list[Hit] | None = None) -> Answer:
+        """more: hits past the top k that suggestions may read on to when the top k has too few FAQs."""
         return Answer(
             type="fallback",
             answer=self.settings.fallback,
             score=hits[0].score if hits else 0.0,
-            suggestions=self.suggest(hits),
+            suggestions=self.suggest(hits + (more or [])),
             hits=tuple(hits),
             p=p,
         )

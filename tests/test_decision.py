@@ -289,6 +289,14 @@ def test_a_fallback_suggests_faqs_ranked_below_a_top_k_of_passages(small):
     assert set(answer.suggestions) <= faq_questions
 
 
+def test_a_clarify_reading_on_for_suggestions_never_suggests_its_own_candidates(small):
+    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"clarify_min_p": 0.3, "answer_p": 0.9}))
+    ranking = small.retriever.candidates("배송비는 얼마인가요?", 3)
+    answer = answerer.decide_with_model("배송비는 얼마인가요?", ranking, FixedModel([0.6, 0.2, 0.1]), 3)
+    assert answer.type == "clarify" and answer.suggestions  # the top 3 are all candidates: suggestions read on
+    assert not set(answer.suggestions) & {c["question"] for c in answer.candidates}
+
+
 def test_another_chunk_of_the_same_document_is_no_rival(small):
     from chatbot.answer import same_document
 
