@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from chatbot.message import courtesy_only, strip_courtesies, strip_emoticons, strip_identifiers
+from chatbot.message import courtesy_only, strip_details, strip_emoticons
 from chatbot.decision import DecisionModel, DecisionProvider, choose
 from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
@@ -61,12 +61,12 @@ class Answerer:
         return text
 
     def ask(self, question: str, k: int | None = None, category: str | None = None, mode: Mode | None = None) -> Answer:
-        text = strip_emoticons(self.validate(question))  # then the courtesy formulas: message.question_of's order
+        text = strip_emoticons(self.validate(question))  # then the rest: message.question_of's order
         courtesy = courtesy_only(text)
         if courtesy is not None:
             reply = self.settings.thanks_reply if courtesy == "thanks" else self.settings.greeting_reply
             return Answer(type="fallback", answer=reply, score=0.0)
-        text = strip_identifiers(strip_courtesies(text))
+        text = strip_details(text)
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
         answer = self._answer(text, k, category, mode)

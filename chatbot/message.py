@@ -68,7 +68,13 @@ def asks_something(message: str) -> bool:
 
 def question_of(message: str) -> str:
     """The question in a chat message: emoticons, then courtesy formulas, then identifiers taken off."""
-    return strip_identifiers(strip_courtesies(strip_emoticons(message)))
+    return strip_details(strip_emoticons(message))
+
+
+def strip_details(text: str) -> str:
+    """Courtesy formulas, then identifiers, off a message whose emoticons are off already (the Answerer
+    reads courtesy_only in between)."""
+    return strip_identifiers(strip_courtesies(text))
 
 
 # a word naming a person's contact goes with it ("연락처 010-…", "메일: …"): whose, not what is asked. Order and
