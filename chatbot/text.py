@@ -43,7 +43,7 @@ def _kiwi(typos: bool, dictionary: Dictionary) -> Kiwi:
 def _expander(typos: bool, dictionary: Dictionary) -> Expander:
     """Variants compiled with the very tokeniser that makes index tokens (user words included)."""
     kiwi = _kiwi(typos, dictionary)
-    return Expander(dictionary, lambda text: content_forms(kiwi.tokenize(normalise(text))))
+    return Expander(dictionary, lambda text: _content_forms(kiwi.tokenize(normalise(text))))
 
 
 def normalise(text: str) -> str:
@@ -77,7 +77,7 @@ def morphemes(text: str, typos: bool = False) -> list[str]:
     if not text:
         return []
     kiwi, expander = _tokeniser(typos)
-    return expander.expand(content_forms(kiwi.tokenize(text)))
+    return expander.expand(_content_forms(kiwi.tokenize(text)))
 
 
 def morphemes_batch(texts: list[str], typos: bool = False) -> list[list[str]]:
@@ -88,7 +88,7 @@ def morphemes_batch(texts: list[str], typos: bool = False) -> list[list[str]]:
     """
     kiwi, expander = _tokeniser(typos)
     cleaned = [normalise(t) for t in texts]
-    return [expander.expand(content_forms(tokens)) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
+    return [expander.expand(_content_forms(tokens)) if text else [] for text, tokens in zip(cleaned, kiwi.tokenize(cleaned))]
 
 
 def _tokeniser(typos: bool) -> tuple[Kiwi, Expander]:
@@ -96,8 +96,7 @@ def _tokeniser(typos: bool) -> tuple[Kiwi, Expander]:
     return _kiwi(typos, dictionary), _expander(typos, dictionary)
 
 
-def content_forms(tokens: list) -> list[str]:
-    """The content morphemes of kiwi tokens (lower-cased), light verbs and filler words dropped."""
+def _content_forms(tokens: list) -> list[str]:
     out: list[str] = []
     for token in tokens:
         tag = token.tag.split("-")[0]
