@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import random
 
-from chatbot.spelling import FINALS, INITIALS, MEDIALS, is_syllable, neighbours
+from chatbot.spelling import FINALS, INITIALS, MEDIALS, is_syllable, jamo_of, neighbours, syllable_of
 from chatbot.text import get_kiwi
 
 
 def slips(syllable: str) -> list[str]:
     """Every syllable one neighbouring key away from `syllable` (the repair's slips also include the
     shifted key, sound-alike vowels and keys added or left out: these are the most common slips only)."""
-    code = ord(syllable) - 0xAC00
-    i, m, f = code // 588, (code // 28) % 21, code % 28
+    i, m, f = jamo_of(syllable)
     out = []
     for k in neighbours(INITIALS[i]):
         if k in INITIALS:
@@ -28,7 +27,7 @@ def slips(syllable: str) -> list[str]:
         for k in neighbours(FINALS[f]):
             if k in FINALS:
                 out.append((i, m, FINALS.index(k)))
-    return [chr(0xAC00 + a * 588 + b * 28 + c) for a, b, c in out]
+    return [syllable_of(a, b, c) for a, b, c in out]
 
 
 def with_typo(question: str, rng: random.Random) -> str:

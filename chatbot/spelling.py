@@ -40,6 +40,17 @@ def is_syllable(ch: str) -> bool:
     return _FIRST <= ord(ch) <= _LAST
 
 
+def jamo_of(syllable: str) -> tuple[int, int, int]:
+    """The (initial, vowel, final) positions in INITIALS / MEDIALS / FINALS of one Hangul syllable."""
+    code = ord(syllable) - _FIRST
+    return code // (21 * 28), (code // 28) % 21, code % 28
+
+
+def syllable_of(initial: int, medial: int, final: int) -> str:
+    """The Hangul syllable of those positions (jamo_of's inverse)."""
+    return chr(_FIRST + (initial * 21 + medial) * 28 + final)
+
+
 def neighbours(jamo: str) -> list[str]:
     """The keys touching `jamo`'s key (same row ±1; the rows above and below at the same or the next
     place) that are of its kind (consonant or vowel)."""
@@ -81,13 +92,12 @@ def slips(word: str, places: Iterable[int] | None = None) -> Iterator[str]:
         ch = word[i]
         if not is_syllable(ch):
             continue
-        code = ord(ch) - _FIRST
-        initial, medial, final = code // (21 * 28), (code // 28) % 21, code % 28
+        initial, medial, final = jamo_of(ch)
         options = [(INITIALS.index(x), medial, final) for x in slipped(INITIALS[initial])]
         options += [(initial, MEDIALS.index(x), final) for x in slipped(MEDIALS[medial])]
         options += [(initial, medial, FINALS.index(x)) for x in slipped(FINALS[final], final=True)]
         for a, b, c in options:
-            yield word[:i] + chr(_FIRST + (a * 21 + b) * 28 + c) + word[i + 1 :]
+            yield word[:i] + syllable_of(a, b, c) + word[i + 1 :]
 
 
 class Speller:
