@@ -293,6 +293,15 @@ IDENTIFIERS = (("주문번호 2024112500123 ", ""), ("", " 연락처 010-2345-67
                ("", " 답변은 hong.gildong@example.com 으로 주세요"))
 
 
+def operating_point(rows: list[Row]) -> tuple[float, float, float, float, float]:
+    """(answer precision, coverage, clarify share of in-scope, out-of-scope answered, top-1) of the configured decision."""
+    outcome = np.array([r.outcome for r in rows])
+    in_scope = np.array([r.answerable for r in rows])
+    precision, coverage, oos = rates(rows, np.isin(outcome, ("faq", "doc")))
+    clarify = ((outcome == "clarify") & in_scope).sum() / max(in_scope.sum(), 1)
+    return precision, coverage, float(clarify), oos, float(np.mean([r.right_first for r in rows if r.answerable]))
+
+
 def chat_style_report(pipeline: Pipeline, cases: list[Case], level: float) -> str:
     """The configured operating point and top-1 with the questions wrapped (in turn), taken off or not."""
     table = []
@@ -302,12 +311,7 @@ def chat_style_report(pipeline: Pipeline, cases: list[Case], level: float) -> st
                    for i, c in enumerate(cases)]
         for strip in ((True,) if name == "none" else (False, True)):
             rows, _ = measure(pipeline, wrapped, strip=strip)
-            outcome = np.array([r.outcome for r in rows])
-            in_scope = np.array([r.answerable for r in rows])
-            precision, coverage, oos = rates(rows, np.isin(outcome, ("faq", "doc")))
-            top1 = np.mean([r.right_first for r in rows if r.answerable])
-            clarify = ((outcome == "clarify") & in_scope).sum() / max(in_scope.sum(), 1)
-            table.append([name, "taken off" if strip else "kept", precision, coverage, clarify, oos, top1])
+            table.append([name, "taken off" if strip else "kept", *operating_point(rows)])
     return "\n".join(["", f"Chat-style messages: the sample questions wrapped (answer at P ≥ {level:.2f}):", "", markdown_table(
         ["around the questions", "before matching", "answer precision", "coverage", "clarify (in-scope)", "OOS answered",
          "top-1"], table), ""])
@@ -325,12 +329,7 @@ def typo_report(pipelines: dict[str, Pipeline], cases: list[Case], seed: int = 7
         retriever = pipeline.retriever
         for name, asked in (("as written", cases), ("one slip", slipped)):
             rows, _ = measure(pipeline, asked)
-            outcome = np.array([r.outcome for r in rows])
-            in_scope = np.array([r.answerable for r in rows])
-            precision, coverage, oos = rates(rows, np.isin(outcome, ("faq", "doc")))
-            top1 = np.mean([r.right_first for r in rows if r.answerable])
-            clarify = ((outcome == "clarify") & in_scope).sum() / max(in_scope.sum(), 1)
-            table.append([name, repair, precision, coverage, clarify, oos, top1])
+            table.append([name, repair, *operating_point(rows)])
             if repair == "on":
                 repaired[name] = sum(retriever.repaired(question_of(c.question)) != question_of(c.question) for c in asked)
     return "\n".join(["", f"Typing slips: {changed} of the {len(cases)} sample questions given one (bench/typos.py); the "
