@@ -89,7 +89,11 @@ def test_faq_ingested_beside_two_replicas_is_answered_by_both_within_refresh(tmp
                     assert time.monotonic() < deadline, f"replica {name} never answered the new FAQ"
                     time.sleep(0.2)
                 waited[name] = time.monotonic() - ingested_at
-            for _ in range(8):  # both workers of A: repeated asks land on either process
+            # both workers of A, once the refresh interval is over for each of them (the first answer above may
+            # have come from one worker while the other, which checked just before the ingest, is still in its
+            # interval): repeated asks land on either process
+            time.sleep(max(0.0, ingested_at + REFRESH_S + 1.0 - time.monotonic()))
+            for _ in range(8):
                 assert answered_faq(a, NEW_FAQ[2]) == NEW_FAQ[0]
             time.sleep(1.0)
             poller.halt.set()
