@@ -20,7 +20,7 @@ from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
 from chatbot.retrieval import Candidates, Mode, Retriever, SearchBackend
 from chatbot.settings import AnswerSettings
-from chatbot.text import is_meaningful, normalise
+from chatbot.text import is_meaningful, names_a_topic, normalise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +69,8 @@ class Answerer:
         text = strip_details(text)
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
+        if not names_a_topic(text):
+            return Answer(type="fallback", answer=self.settings.no_topic_reply, score=0.0)
         answer = self._answer(text, k, category, mode)
         read = self.retriever.repaired(text) if isinstance(self.retriever, Retriever) else text
         return replace(answer, read_as=read) if read != text else answer

@@ -114,6 +114,8 @@ class AnswerSettings(BaseModel):
     # a message that is nothing but courtesy (chatbot/message.py): a word back, as a fallback without suggestions
     greeting_reply: str = "안녕하세요! 궁금한 점을 질문으로 적어 주시면 FAQ와 안내 문서에서 찾아 드릴게요."
     thanks_reply: str = "도움이 되었다니 다행입니다. 더 궁금한 점이 있으면 언제든 물어보세요."
+    # a question that names nothing to look up (text.names_a_topic: "언제요?", "모르겠어요"): asked for its topic
+    no_topic_reply: str = "무엇에 관한 질문인지 조금 더 자세히 적어 주세요. (Please say what your question is about.)"
     max_question_chars: int = 2000
 
 

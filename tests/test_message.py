@@ -103,3 +103,14 @@ def test_courtesy_alone_gets_a_word_back_not_no_answer_found(make_settings, tmp_
     assert (hello.type, hello.answer, hello.suggestions) == ("fallback", settings.greeting_reply, ())
     assert (thanks.type, thanks.answer) == ("fallback", settings.thanks_reply)
     assert pipeline.answerer.ask("안녕하세요 배송비는 얼마인가요?").answer not in (settings.greeting_reply, settings.thanks_reply)
+
+
+def test_a_question_that_names_nothing_is_asked_for_its_topic(make_settings, tmp_path):
+    """"언제요?" / "모르겠어요" were answered with the nearest FAQ at P 0.6–0.7 on the sample shop."""
+    items = [FaqItem("배송은 언제 오나요?", "ship", "2–3일"), FaqItem("아이디를 모르겠어요", "id", "아이디 찾기에서")]
+    pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "store")
+    reply = pipeline.settings.answer.no_topic_reply
+    for question in ("언제요?", "모르겠어요", "뭐해?"):
+        answer = pipeline.answerer.ask(question)
+        assert (answer.type, answer.answer, answer.hits) == ("fallback", reply, ()), question
+    assert pipeline.answerer.ask("아이디를 모르겠어요").answer != reply

@@ -1,7 +1,9 @@
 """Kiwi text processing: the lexical side must see through particles, endings and spacing."""
 from __future__ import annotations
 
-from chatbot.text import correct_spacing, is_meaningful, morphemes, morphemes_batch, normalise, split_sentences
+from chatbot.text import (
+    correct_spacing, is_meaningful, morphemes, morphemes_batch, names_a_topic, normalise, split_sentences,
+)
 
 
 def test_particles_and_endings_share_the_stem():
@@ -29,6 +31,13 @@ def test_batch_equals_single():
 
 def test_sentences_split_without_periods():
     assert len(split_sentences("주문은 오늘 합니다 배송은 내일 출발합니다\n\n둘째 문단입니다.")) >= 2
+
+
+def test_a_question_names_a_topic_with_a_noun_foreign_word_or_root():
+    for question in ("배송비 얼마예요?", "비번 까먹음", "쿠퐁", "환불 ㄱㄴ?", "refund?", "주문취소", "할부?"):
+        assert names_a_topic(question), question
+    for question in ("언제요?", "뭐해?", "모르겠어요", "이거 뭐예요?", "있어요?", "네네", "3", "ㅠㅠ", "어디서 해요"):
+        assert not names_a_topic(question), question
 
 
 def test_meaningful_questions():
