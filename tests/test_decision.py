@@ -297,12 +297,28 @@ def test_a_clarify_reading_on_for_suggestions_never_suggests_its_own_candidates(
     assert not set(answer.suggestions) & {c["question"] for c in answer.candidates}
 
 
-def test_another_chunk_of_the_same_document_is_no_rival(small):
-    from chatbot.answer import same_document
+def test_a_passage_is_rivalled_only_by_passages_of_other_documents(small):
+    from chatbot.answer import is_rival
 
     a, b = _hit("d1", "가", 0.9, kind="doc"), _hit("d2", "나", 0.89, kind="doc")
     c = Hit("d3", "다", "doc", 0.88, {"source": "b.txt"})  # type: ignore[arg-type]
-    assert same_document(a, b) and not same_document(a, c) and not same_document(a, _hit("f", "x", 0.9, faq_id="f"))
+    faq = _hit("f", "x", 0.9, faq_id="f")
+    assert not is_rival(a, b) and is_rival(a, c) and not is_rival(a, faq)
+    assert is_rival(faq, a) and is_rival(faq, _hit("g", "y", 0.9, faq_id="g"))
+
+
+def test_a_likely_passage_with_a_close_faq_is_answered_and_the_faq_suggested(small):
+    from dataclasses import replace
+
+    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"answer_p": 0.5}))
+    ranking = small.retriever.candidates("배송비는 얼마인가요?", 5)
+    faq = ranking.grouped(5)[0]
+    passage = Candidate(_hit("d1", "배송비 안내 문단", 2.0, kind="doc"), 0.9, 0.0)
+    passage_first = replace(ranking, hits=(passage, *ranking.hits))
+    answer = answerer.decide_with_model("배송비는 얼마인가요?", passage_first, FixedModel([0.8, 0.75]), 5)
+    assert answer.type == "doc" and str(faq.hit.metadata["main_question"]) in answer.suggestions
+    # an FAQ on top is still asked back when the next candidate is nearly as likely
+    assert answerer.decide_with_model("배송비는 얼마인가요?", ranking, FixedModel([0.8, 0.75]), 5).type == "clarify"
 
 
 @pytest.mark.slow
