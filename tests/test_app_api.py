@@ -388,3 +388,13 @@ def test_a_lone_clarify_candidate_is_topped_up_with_related_questions():
     assert follow_ups(lone) == [
         ("배송 조회는 어떻게 하나요?", "ship-003"), ("어느 택배사로 배송되나요?", None), ("주말에도 배송되나요?", None),
     ]
+
+
+def test_a_quoted_passage_offers_its_related_faqs_as_buttons_and_an_faq_answer_none():
+    from chatbot.web.render import follow_ups
+
+    passage = Answer(type="doc", answer="기본 배송비는 3,000원이며 …", score=0.9, p=0.82,
+                     suggestions=("배송비는 얼마인가요?", "어느 택배사로 배송되나요?"))
+    assert follow_ups(passage) == [("배송비는 얼마인가요?", None), ("어느 택배사로 배송되나요?", None)]
+    faq = Answer(type="faq", answer="3,000원입니다.", score=0.95, p=0.9, faq_id="ship-001", suggestions=("배송 조회는 어떻게 하나요?",))
+    assert follow_ups(faq) == []

@@ -56,14 +56,15 @@ def answer_id(answer: Answer) -> str | None:
 
 def follow_ups(answer: Answer) -> list[tuple[str, str | None]]:
     """The questions offered as buttons under an answer, with the FAQ id each stands for:
-    the clarify candidates, else (on a fallback) the suggestions."""
+    the clarify candidates, else (on a fallback or a quoted passage) the suggestions. A passage is
+    no longer asked back about when an FAQ is nearly as likely, so its FAQs stay one click away."""
     candidates = getattr(answer, "candidates", ()) or ()
     if answer.type == "clarify" and candidates:
         offered = [(str(c["question"]), c.get("faq_id")) for c in candidates if c.get("question")]
         shown = {text for text, _ in offered}  # a lone candidate is topped up with the related questions
         offered += [(s, None) for s in answer.suggestions if s not in shown][: max(0, 3 - len(offered))]
         return offered
-    if answer.type == "fallback":
+    if answer.type in ("fallback", "doc"):
         return [(s, None) for s in answer.suggestions]
     return []
 
