@@ -127,14 +127,18 @@ class Answerer:
         if outcome == "answer":
             return self.answer_from(best, hits, p=ps[0])
         candidates = self.clarify_candidates(hits[: len(ps)], ps) if outcome == "clarify" else ()
+        # a passage in the band is quoted as "maybe this" (it had fallen back when no FAQ was a candidate)
+        passage = best if outcome == "clarify" and best.kind == "doc" else None
         # suggestions read on past the top k when those are all passages (an FAQ below ten loose passages is
         # still something to click; "How much is shipping?" had none to offer)
         deeper = [c.hit for c in ranking.hits]
-        if candidates:
+        if candidates or passage is not None:
             shown = {h.answer_key for h in hits[: len(ps)]}  # the candidates are not suggested again
             return Answer(
                 type="clarify", answer=self.settings.clarify, score=best.score, p=ps[0], candidates=candidates,
                 suggestions=self.suggest(hits[len(ps):] + [h for h in deeper if h.answer_key not in shown]), hits=tuple(hits),
+                passage=passage.text if passage is not None else None,
+                sources=(source_of(passage),) if passage is not None else (),
             )
         return self.fallback(hits, p=ps[0], more=deeper)
 

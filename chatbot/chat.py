@@ -26,6 +26,9 @@ def format_answer(answer: Answer) -> str:
         lines.append(f"“{answer.answer}”")
     elif answer.type == "clarify":
         lines.append(answer.answer)
+        if answer.passage:
+            where = answer.sources[0].get("source", "") if answer.sources else ""
+            lines.append(f"  [문서 · {where}{_confidence(answer.p)}] “{answer.passage}”")
         for i, candidate in enumerate(answer.candidates, 1):
             lines.append(f"  {i}. {candidate.get('question', '')}" + _confidence(candidate.get("p")))
         lines.append("  (번호를 입력하면 그 질문으로 답합니다.)")

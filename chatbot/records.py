@@ -86,6 +86,8 @@ class Answer:
     None when the decision used the raw score threshold (lexical/static modes, or no model yet).
     `candidates` (clarify only): dicts with question, faq_id, source, p, best first.
     `read_as`: the question as it was searched when typo repair changed it ("배숑 기간" → "배송 기간"), else None.
+    `passage` (clarify only): a document passage that may answer, quoted with its source in `sources`, when
+    the best candidate was a passage not likely enough to answer with.
     """
 
     type: Literal["faq", "doc", "clarify", "fallback"]
@@ -99,6 +101,7 @@ class Answer:
     p: float | None = None
     candidates: tuple[dict[str, Any], ...] = ()
     read_as: str | None = None
+    passage: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ class Answer:
             "suggestions": list(self.suggestions),
             "candidates": [dict(c) for c in self.candidates],
             "read_as": self.read_as,
+            "passage": self.passage,
         }
 
 

@@ -321,6 +321,30 @@ def test_a_likely_passage_with_a_close_faq_is_answered_and_the_faq_suggested(sma
     assert answerer.decide_with_model("배송비는 얼마인가요?", ranking, FixedModel([0.8, 0.75]), 5).type == "clarify"
 
 
+def test_a_passage_in_the_clarify_band_is_quoted_as_maybe_this_on_every_channel(small):
+    """It had fallen back with FAQ suggestions only when no FAQ was a candidate (P 0.42-0.50 on three of the
+    sample's document questions, each with the right passage first)."""
+    from dataclasses import replace
+
+    from chatbot.chat import format_answer
+    from chatbot.web.render import PASSAGE_TITLE, answer_html, follow_ups
+
+    answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"answer_p": 0.5, "clarify_min_p": 0.4}))
+    ranking = small.retriever.candidates("배송비는 얼마인가요?", 5)
+    passage = Candidate(Hit("d1", "기본 배송비는 3,000원입니다.", "doc", 2.0, {"source": "배송안내.txt", "chunk_index": 0}), 0.9, 0.0)
+    asked = replace(ranking, hits=(passage, *ranking.hits))
+    answer = answerer.decide_with_model("배송비는 얼마인가요?", asked, FixedModel([0.45, 0.1, 0.05]), 5)
+    assert (answer.type, answer.passage) == ("clarify", "기본 배송비는 3,000원입니다.")
+    assert answer.sources[0]["source"] == "배송안내.txt" and answer.to_dict()["passage"] == answer.passage
+    assert PASSAGE_TITLE in answer_html(answer) and "3,000원" in answer_html(answer)
+    assert [q for q, _ in follow_ups(answer)][:1] == [answer.candidates[0]["question"]]  # the FAQs stay buttons
+    alone = replace(answer, candidates=())  # no FAQ candidate: the suggestions are the buttons
+    assert follow_ups(alone) == [(q, None) for q in alone.suggestions]
+    assert "배송안내.txt" in format_answer(answer) and "3,000원" in format_answer(answer)
+    low = answerer.decide_with_model("배송비는 얼마인가요?", asked, FixedModel([0.2, 0.1, 0.05]), 5)
+    assert low.type == "fallback" and low.passage is None
+
+
 @pytest.mark.slow
 def test_verifier_trains_saves_loads_and_adds_its_features(make_settings, tmp_path):
     """answer.verifier: a cross-encoder from the (tiny) encoder, trained on store pairs, saved beside the

@@ -93,6 +93,8 @@ def run_mode(runner: ModeRunner, cases: Sequence[Case], k: int = 10) -> list[Out
         top_score = answer.hits[0].score if answer.hits else 0.0
         answer_id = answer.faq_id if answer.type == "faq" else (ranked[0] if answer.type == "doc" else None)
         offered = tuple(str(c.get("faq_id", "")) for c in answer.candidates)
+        if answer.passage and answer.hits:  # a quoted "maybe this" passage is offered too
+            offered = (hit_label(answer.hits[0]), *offered)
         outcomes.append(Outcome(case, ranked, float(top_score), answer.type, answer_id, elapsed, answer.p, offered))
     return outcomes
 

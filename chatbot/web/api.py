@@ -63,6 +63,7 @@ class AskResponse(BaseModel):
     candidates: list[dict[str, Any]] = []
     p: float | None = None
     read_as: str | None = None  # the question as searched, when typo repair changed it
+    passage: str | None = None  # clarify: a document passage that may answer, its file in sources
     mode: str
     question_id: str | None = None
 

@@ -13,6 +13,7 @@ from typing import Any
 from chatbot.records import Answer
 
 CLARIFY_TITLE = "혹시 이 질문을 찾으셨나요?"
+PASSAGE_TITLE = "혹시 이 내용을 찾으셨나요?"
 
 
 def text_html(text: Any) -> str:
@@ -64,7 +65,7 @@ def follow_ups(answer: Answer) -> list[tuple[str, str | None]]:
         shown = {text for text, _ in offered}  # a lone candidate is topped up with the related questions
         offered += [(s, None) for s in answer.suggestions if s not in shown][: max(0, 3 - len(offered))]
         return offered
-    if answer.type in ("fallback", "doc"):
+    if answer.type in ("fallback", "doc", "clarify"):  # clarify here: a quoted passage and no FAQ candidate
         return [(s, None) for s in answer.suggestions]
     return []
 
@@ -97,6 +98,16 @@ def _answer_body(answer: Answer) -> str:
             f"<p><small>{sources}<br>{score}</small></p>"
         )
     if answer.type == "clarify":
+        passage = getattr(answer, "passage", None)
+        if passage:  # a document passage that may answer: quoted, with the question buttons (if any) below
+            where = "<br>".join(f"📄 {text_html(describe_source(s))}" for s in answer.sources)
+            more = " 아래 질문 중에 찾으시는 것이 있으면 눌러 주세요." if answer.candidates else ""
+            return (
+                f"<p><b>{text_html(PASSAGE_TITLE)}</b></p>"
+                f"<blockquote>{text_html(passage)}</blockquote>"
+                f"<p><small>{where}<br>{score}</small></p>"
+                f"<p><small>💡 확실하지 않아 문서의 해당 부분을 보여 드려요.{more}</small></p>"
+            )
         return (
             f"<p><b>{text_html(CLARIFY_TITLE)}</b></p>"
             "<p><small>💡 아래에서 찾으시는 질문을 눌러 주세요. 없으면 다른 표현으로 다시 물어봐 주세요.</small></p>"
