@@ -69,9 +69,11 @@ class Answerer:
         text = strip_details(text)
         if not is_meaningful(text):
             return Answer(type="fallback", answer="질문을 글자로 입력해 주세요. (Please type your question in words.)", score=0.0)
-        if not names_a_topic(text):
-            return Answer(type="fallback", answer=self.settings.no_topic_reply, score=0.0)
         answer = self._answer(text, k, category, mode)
+        if answer.hits and not names_a_topic(text) and names_a_topic(wording(answer.hits[0])):
+            # a question about nothing ("언제요?") matched a candidate about something: ask for the topic. A store
+            # whose own wordings name none (chit-chat lines: "뭐해?") still answers them.
+            return Answer(type="fallback", answer=self.settings.no_topic_reply, score=0.0)
         read = self.retriever.repaired(text) if isinstance(self.retriever, Retriever) else text
         return replace(answer, read_as=read) if read != text else answer
 
@@ -238,6 +240,11 @@ def likeliest_first(ranked: list[T], ps: list[float], margin: float = 0.0) -> tu
         return ranked, ps
     order = [best, *(i for i in range(len(ps)) if i != best)]
     return [ranked[i] for i in order] + list(ranked[len(ps):]), [ps[i] for i in order]
+
+
+def wording(hit: Hit) -> str:
+    """What a candidate says: an FAQ's main question, a passage's text."""
+    return str(hit.metadata.get("main_question") or hit.metadata.get("question") or hit.text)
 
 
 def is_rival(top: Hit, other: Hit) -> bool:

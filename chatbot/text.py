@@ -127,10 +127,10 @@ _JAMO_ONLY = re.compile(r"[\u1100-\u11ff\u3130-\u318f]+")  # ㅋㅋ, ㅠㅠ (kiw
 
 
 def names_a_topic(text: str) -> bool:
-    """True when a question names something to look up. "언제요?", "뭐해?", "모르겠어요" name nothing: the
-    nearest FAQ matched them at P 0.5–0.7 (a confident wrong answer); no question of the sample's
-    evaluation sets that has an answer lacks such a word. Cached per text (and dictionary: its user
-    words are nouns), like the typo repair."""
+    """True when a text names something to look up. "언제요?", "뭐해?", "모르겠어요" name nothing: the
+    nearest FAQ, which does, matched them at P 0.5–0.7 (a confident wrong answer); no question of the
+    sample's evaluation sets that has an answer lacks such a word (the Answerer asks for the topic only
+    when the candidate names one). Cached per text (and dictionary: its user words are nouns)."""
     return _names_a_topic(normalise(text), active_dictionary())
 
 

@@ -114,3 +114,11 @@ def test_a_question_that_names_nothing_is_asked_for_its_topic(make_settings, tmp
         answer = pipeline.answerer.ask(question)
         assert (answer.type, answer.answer, answer.hits) == ("fallback", reply, ()), question
     assert pipeline.answerer.ask("아이디를 모르겠어요").answer != reply
+
+
+def test_a_store_of_lines_that_name_no_topic_still_answers_them(make_settings, tmp_path):
+    """Chit-chat stores (13 % of the public chatbot set's questions name no noun) match on such lines."""
+    items = [FaqItem("뭐해?", "chat", "쉬고 있어요"), FaqItem("배송은 언제 오나요?", "ship", "2–3일")]
+    pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "chat")
+    answer = pipeline.answerer.ask("뭐해?")
+    assert answer.answer != pipeline.settings.answer.no_topic_reply and answer.hits[0].answer_id == "chat"
