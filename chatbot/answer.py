@@ -137,7 +137,8 @@ class Answerer:
         if candidates or passage is not None:
             shown = {h.answer_key for h in hits[: len(ps)]}  # the candidates are not suggested again
             return Answer(
-                type="clarify", answer=self.settings.clarify, score=best.score, p=ps[0], candidates=candidates,
+                type="clarify", answer=self.settings.clarify_passage if passage is not None else self.settings.clarify,
+                score=best.score, p=ps[0], candidates=candidates,
                 suggestions=self.suggest(hits[len(ps):] + [h for h in deeper if h.answer_key not in shown]), hits=tuple(hits),
                 passage=passage.text if passage is not None else None,
                 sources=(source_of(passage),) if passage is not None else (),

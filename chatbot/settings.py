@@ -104,6 +104,7 @@ class AnswerSettings(BaseModel):
     rerank: bool = True  # the scored candidate with the highest P goes first (answer.likeliest_first) ...
     rerank_margin: float = Field(0.3, ge=0.0, le=1.0)  # ... when its P beats the top's by more than this
     clarify: str = "혹시 이 질문을 찾으셨나요?"
+    clarify_passage: str = "혹시 이 내용을 찾으셨나요?"  # a document passage in the band, quoted as "maybe this"
     decision_max_variants: int = Field(1500, ge=10)  # training questions sampled from big stores
     # labelled question files (the evaluation format) the decision model also learns from, beside the
     # operators' labels (chatbot/decision/calibration.py); relative paths from the working directory

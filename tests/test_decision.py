@@ -335,6 +335,7 @@ def test_a_passage_in_the_clarify_band_is_quoted_as_maybe_this_on_every_channel(
     asked = replace(ranking, hits=(passage, *ranking.hits))
     answer = answerer.decide_with_model("배송비는 얼마인가요?", asked, FixedModel([0.45, 0.1, 0.05]), 5)
     assert (answer.type, answer.passage) == ("clarify", "기본 배송비는 3,000원입니다.")
+    assert answer.answer == answerer.settings.clarify_passage  # the API's text says what is offered
     assert answer.sources[0]["source"] == "배송안내.txt" and answer.to_dict()["passage"] == answer.passage
     assert PASSAGE_TITLE in answer_html(answer) and "3,000원" in answer_html(answer)
     assert [q for q, _ in follow_ups(answer)][:1] == [answer.candidates[0]["question"]]  # the FAQs stay buttons
