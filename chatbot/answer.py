@@ -151,7 +151,7 @@ class Answerer:
         for hit, p in sorted(zip(hits, ps), key=lambda pair: pair[1], reverse=True):
             if hit.kind != "faq":
                 continue
-            question = str(hit.metadata.get("main_question") or hit.metadata.get("question") or hit.text)
+            question = wording(hit)
             if all(c["question"] != question for c in out):
                 out.append({"question": question, "faq_id": str(hit.metadata.get("faq_id", hit.record_id)),
                             "source": str(hit.metadata.get("source", "")), "p": round(p, 4)})
@@ -218,7 +218,7 @@ class Answerer:
         for hit in hits:
             if hit.kind != "faq":
                 continue
-            question = str(hit.metadata.get("main_question") or hit.metadata.get("question") or hit.text)
+            question = wording(hit)
             if question not in out:
                 out.append(question)
             if len(out) >= self.settings.suggestions:

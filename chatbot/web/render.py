@@ -91,23 +91,13 @@ def _answer_body(answer: Answer) -> str:
             f"<p><small>📄 출처: {text_html(source)} · {score}</small></p>"
         )
     if answer.type == "doc":
-        sources = "<br>".join(f"📄 {text_html(describe_source(s))}" for s in answer.sources)
-        return (
-            "<p><b>문서에서 찾은 내용입니다.</b></p>"
-            f"<blockquote>{text_html(answer.answer)}</blockquote>"
-            f"<p><small>{sources}<br>{score}</small></p>"
-        )
+        return _quoted("문서에서 찾은 내용입니다.", answer.answer, answer, score)
     if answer.type == "clarify":
         passage = getattr(answer, "passage", None)
         if passage:  # a document passage that may answer: quoted, with the question buttons (if any) below
-            where = "<br>".join(f"📄 {text_html(describe_source(s))}" for s in answer.sources)
             more = " 아래 질문 중에 찾으시는 것이 있으면 눌러 주세요." if answer.candidates else ""
-            return (
-                f"<p><b>{text_html(PASSAGE_TITLE)}</b></p>"
-                f"<blockquote>{text_html(passage)}</blockquote>"
-                f"<p><small>{where}<br>{score}</small></p>"
-                f"<p><small>💡 확실하지 않아 문서의 해당 부분을 보여 드려요.{more}</small></p>"
-            )
+            return (_quoted(PASSAGE_TITLE, passage, answer, score)
+                    + f"<p><small>💡 확실하지 않아 문서의 해당 부분을 보여 드려요.{more}</small></p>")
         return (
             f"<p><b>{text_html(CLARIFY_TITLE)}</b></p>"
             "<p><small>💡 아래에서 찾으시는 질문을 눌러 주세요. 없으면 다른 표현으로 다시 물어봐 주세요.</small></p>"
@@ -117,6 +107,16 @@ def _answer_body(answer: Answer) -> str:
     hint = "아래 추천 질문을 누르면 바로 물어볼 수 있어요." if answer.suggestions else "다른 표현으로 다시 물어봐 주세요."
     best = f" (가장 가까운 후보의 {score})" if answer.score else ""
     return f"<p>{text_html(answer.answer)}</p><p><small>💡 {hint}{best}</small></p>"
+
+
+def _quoted(title: str, passage: str, answer: Answer, score: str) -> str:
+    """A document passage quoted under a title, with its files and the score line."""
+    sources = "<br>".join(f"📄 {text_html(describe_source(s))}" for s in answer.sources)
+    return (
+        f"<p><b>{text_html(title)}</b></p>"
+        f"<blockquote>{text_html(passage)}</blockquote>"
+        f"<p><small>{sources}<br>{score}</small></p>"
+    )
 
 
 def error_html(message: Any) -> str:
