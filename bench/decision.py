@@ -7,6 +7,7 @@
     python bench/decision.py --verifier both         # with and without the cross-encoder verifier feature
     python bench/decision.py --chat-style            # also the sample questions with emoticons / courtesy formulas
     python bench/decision.py --typos                 # also the sample questions with one typing slip, typo repair on / off
+    python bench/decision.py --labels                # also what labelled questions (operators' labels) add, cross-fitted
 
 Each task gets a fresh embedded store, the product's Retriever/Answerer and a decision model built from
 that store exactly as the app builds it (DecisionProvider.build: store-derived rows + the bundled
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import DATASETS, chatbot_task, e5_settings, emit, markdown_table  # noqa: E402
 from chatbot.message import question_of  # noqa: E402
 from chatbot.evaluation import Case, FaqItem, faq_records, hit_label, read_cases, temporary_pipeline  # noqa: E402
+from chatbot.decision.model import DecisionModel  # noqa: E402
 from chatbot.pipeline import Pipeline, open_pipeline  # noqa: E402
 from chatbot.settings import PROJECT_ROOT, Settings  # noqa: E402
 
@@ -81,12 +83,17 @@ def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: i
     return temporary_pipeline(settings, faq_records(items), folder), cases
 
 
-def measure(pipeline: Pipeline, cases: list[Case], k: int = 10, strip: bool = True) -> tuple[list[Row], float]:
-    """strip=False: the questions as typed, emoticons and courtesy formulas included (before chatbot/message.py)."""
+def measure(pipeline: Pipeline, cases: list[Case], k: int = 10, strip: bool = True, answer_p: float | None = None,
+            model: DecisionModel | None = None) -> tuple[list[Row], float]:
+    """strip=False: the questions as typed, emoticons and courtesy formulas included (before chatbot/message.py);
+    answer_p: decide at this answer level instead of the configured one; model: this one instead of a fresh build."""
     answerer = pipeline.answerer
     assert answerer.decision is not None, "answer.decision_model is off"
+    if answer_p is not None:
+        answerer = replace(answerer, settings=answerer.settings.model_copy(update={"answer_p": answer_p}),
+                           decision=answerer.decision)
     started = time.perf_counter()
-    model = answerer.decision.build()
+    model = model or answerer.decision.build()
     build_s = time.perf_counter() - started
     rows: list[Row] = []
     for case in cases:
@@ -223,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--typos", action="store_true",
                         help="also ask the sample questions with one typing slip each (bench/typos.py), with text.typo_repair "
                              "on and off")
+    parser.add_argument("--labels", action="store_true",
+                        help="also the sample's answerable questions as operator labels (cross-fitted), at several answer "
+                             "levels, and the check questions of data/checks with all of them")
     parser.add_argument("--verifier", choices=("config", "off", "on", "both"), default="config",
                         help="answer.verifier: as configured, off, on, or both one after the other")
     args = parser.parse_args(argv)
@@ -262,6 +272,9 @@ def run(args: argparse.Namespace, verifier: str) -> str:
         panels.append(("sample", rows))
         if args.chat_style:
             sections.append(chat_style_report(pipeline, cases, level))
+        if args.labels:
+            checks = [c for name in CHECKS if (DATA / name).exists() for c in read_cases(DATA / name, stored)]
+            sections.append(labels_report(pipeline, cases, checks))
         if args.typos:
             off = sample_pipeline(settings.with_overrides(text={"typo_repair": False}), Path(tmp) / "sample-no-repair")
             sections.append(typo_report({"on": pipeline, "off": off}, cases))
@@ -315,6 +328,47 @@ def chat_style_report(pipeline: Pipeline, cases: list[Case], level: float) -> st
     return "\n".join(["", f"Chat-style messages: the sample questions wrapped (answer at P ≥ {level:.2f}):", "", markdown_table(
         ["around the questions", "before matching", "answer precision", "coverage", "clarify (in-scope)", "OOS answered",
          "top-1"], table), ""])
+
+
+LABEL_FOLDS = 5
+LABEL_LEVELS = (0.5, 0.55, 0.6, 0.65, 0.7)
+CHECKS = ("checks/questions_2026-11-27.csv", "checks/doc_questions_2026-11-27.csv")
+
+
+def labels_report(pipeline: Pipeline, cases: list[Case], checks: list[Case], seed: int = 0) -> str:
+    """What operators' labels add: the sample's answerable questions given to the model as labels (what the question
+    log's labels or answer.calibration_files give it), against none, at several answer levels. Cross-fitted: the
+    questions are split into LABEL_FOLDS folds and each fold is decided by a model labelled with the other folds'
+    questions; the out-of-scope questions are never labels. The check questions are decided by a model given all of
+    the sample's labels (they were written later and are never labels)."""
+    provider = pipeline.answerer.decision
+    assert provider is not None, "answer.decision_model is off"
+    shuffled = random.Random(seed).sample(cases, len(cases))
+    folds = [shuffled[i::LABEL_FOLDS] for i in range(LABEL_FOLDS)]
+
+    def labelled(part: list[Case]) -> list[tuple[str, str]]:
+        return [(c.question, next(iter(c.expected))) for c in part if c.answerable and len(c.expected) == 1]
+
+    def model_with(labels: list[tuple[str, str]]) -> DecisionModel:
+        provider.use_labels(lambda: labels)
+        provider.labels(fresh=True)
+        return provider.build()
+
+    plain = model_with([])
+    models = [model_with(labelled([c for j, fold in enumerate(folds) if j != i for c in fold])) for i in range(LABEL_FOLDS)]
+    everything = model_with(labelled(cases))
+    provider.use_labels(lambda: [])
+    table = []
+    for level in LABEL_LEVELS:
+        for name, fold_models, check_model in (("none", [plain] * LABEL_FOLDS, plain),
+                                               ("the sample's answerable questions", models, everything)):
+            rows = [row for fold, model in zip(folds, fold_models)
+                    for row in measure(pipeline, fold, answer_p=level, model=model)[0]]
+            checked = measure(pipeline, checks, answer_p=level, model=check_model)[0] if checks else []
+            table.append([level, name, *operating_point(rows)[:4], *(operating_point(checked)[:4] if checked else ["–"] * 4)])
+    return "\n".join(["", f"Labels (sample cross-fitted in {LABEL_FOLDS} folds; check questions with all sample labels):", "",
+                      markdown_table(["answer level", "labels", "sample precision", "coverage", "clarify", "OOS answered",
+                                      "checks precision", "coverage", "clarify", "OOS answered"], table), ""])
 
 
 def typo_report(pipelines: dict[str, Pipeline], cases: list[Case], seed: int = 7) -> str:
