@@ -398,3 +398,10 @@ def test_a_quoted_passage_offers_its_related_faqs_as_buttons_and_an_faq_answer_n
     assert follow_ups(passage) == [("배송비는 얼마인가요?", None), ("어느 택배사로 배송되나요?", None)]
     faq = Answer(type="faq", answer="3,000원입니다.", score=0.95, p=0.9, faq_id="ship-001", suggestions=("배송 조회는 어떻게 하나요?",))
     assert follow_ups(faq) == []
+
+
+def test_a_clarify_on_the_page_is_titled_with_the_configured_text_escaped():
+    """answer.clarify is what the API's `answer` says; the page shows the same words, not a constant of its own."""
+    candidates = ({"question": "배송비는 얼마인가요?", "faq_id": "ship-001", "p": 0.5},)
+    rendered = answer_html(Answer(type="clarify", answer="이 질문을 찾으시나요? <b>", score=0.9, p=0.5, candidates=candidates))
+    assert "<p><b>이 질문을 찾으시나요? &lt;b&gt;</b></p>" in rendered

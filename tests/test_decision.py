@@ -327,7 +327,7 @@ def test_a_passage_in_the_clarify_band_is_quoted_as_maybe_this_on_every_channel(
     from dataclasses import replace
 
     from chatbot.chat import format_answer
-    from chatbot.web.render import PASSAGE_TITLE, answer_html, follow_ups
+    from chatbot.web.render import answer_html, follow_ups
 
     answerer = Answerer(small.retriever, small.settings.answer.model_copy(update={"answer_p": 0.5, "clarify_min_p": 0.4}))
     ranking = small.retriever.candidates("배송비는 얼마인가요?", 5)
@@ -337,7 +337,10 @@ def test_a_passage_in_the_clarify_band_is_quoted_as_maybe_this_on_every_channel(
     assert (answer.type, answer.passage) == ("clarify", "기본 배송비는 3,000원입니다.")
     assert answer.answer == answerer.settings.clarify_passage  # the API's text says what is offered
     assert answer.sources[0]["source"] == "배송안내.txt" and answer.to_dict()["passage"] == answer.passage
-    assert PASSAGE_TITLE in answer_html(answer) and "3,000원" in answer_html(answer)
+    assert "혹시 이 내용을 찾으셨나요?" in answer_html(answer) and "3,000원" in answer_html(answer)
+    custom = answerer.settings.model_copy(update={"clarify_passage": "이 부분일까요?", "clarify": "이 질문일까요?"})
+    reworded = replace(answerer, settings=custom).decide_with_model("배송비는 얼마인가요?", asked, FixedModel([0.45, 0.1, 0.05]), 5)
+    assert "이 부분일까요?" in answer_html(reworded)  # the page shows the configured text, as the API does
     assert [q for q, _ in follow_ups(answer)][:1] == [answer.candidates[0]["question"]]  # the FAQs stay buttons
     alone = replace(answer, candidates=())  # no FAQ candidate: the suggestions are the buttons
     assert follow_ups(alone) == [(q, None) for q in alone.suggestions]

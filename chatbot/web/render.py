@@ -12,9 +12,6 @@ from typing import Any
 
 from chatbot.records import Answer
 
-CLARIFY_TITLE = "혹시 이 질문을 찾으셨나요?"
-PASSAGE_TITLE = "혹시 이 내용을 찾으셨나요?"
-
 
 def text_html(text: Any) -> str:
     """Stored or typed text → HTML that shows exactly that text (tags included, never interpreted)."""
@@ -96,10 +93,10 @@ def _answer_body(answer: Answer) -> str:
         passage = getattr(answer, "passage", None)
         if passage:  # a document passage that may answer: quoted, with the question buttons (if any) below
             more = " 아래 질문 중에 찾으시는 것이 있으면 눌러 주세요." if answer.candidates else ""
-            return (_quoted(PASSAGE_TITLE, passage, answer, score)
+            return (_quoted(answer.answer, passage, answer, score)  # answer.clarify_passage, as the API says
                     + f"<p><small>💡 확실하지 않아 문서의 해당 부분을 보여 드려요.{more}</small></p>")
         return (
-            f"<p><b>{text_html(CLARIFY_TITLE)}</b></p>"
+            f"<p><b>{text_html(answer.answer)}</b></p>"  # answer.clarify, as the API says
             "<p><small>💡 아래에서 찾으시는 질문을 눌러 주세요. 없으면 다른 표현으로 다시 물어봐 주세요.</small></p>"
         )
     if not answer.hits and not answer.suggestions:  # nothing was searched (a greeting, a thank-you, emoji only)
