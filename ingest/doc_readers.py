@@ -17,7 +17,6 @@ from ingest.encoding import UndecodableError, decode_text
 from ingest.items import DocumentPart, ReadResult, Rejection
 from chatbot.text import normalise
 from ingest.limits import FileTooLargeError, ReadLimits, TextBudget, ZipGuard, default_limits, iter_xml, scan_xml
-from ingest.tables import table_lines
 
 log = logging.getLogger(__name__)
 
@@ -120,23 +119,8 @@ def _read_markdown(path: Path, source: str, limits: ReadLimits) -> ReadResult:
             blocks.append("\n".join(current))
             current.clear()
 
-    table: list[list[str]] = []
-    ruled = False  # the table's second line was a rule: its first row is the header
-
-    def flush_table() -> None:
-        nonlocal ruled
-        if table:
-            blocks.extend(table_lines(table, header=True if ruled else None))
-            table.clear()
-        ruled = False
-
     in_front_matter = False
     for number, line in enumerate(_decoded(path, source, limits).split("\n")):
-        if table and _MD_TABLE_RULE.fullmatch(line):
-            ruled = ruled or len(table) == 1
-            continue
-        if table and not line.strip().startswith("|"):
-            flush_table()
         if number == 0 and line.strip() == "---":
             in_front_matter = True
             continue
@@ -154,15 +138,14 @@ def _read_markdown(path: Path, source: str, limits: ReadLimits) -> ReadResult:
         elif _MD_LIST.match(line):
             flush()
             current.append(_MD_LIST.sub("", line))
-        elif line.strip().startswith("|"):  # a table row: its own block, `a | b` (`header: a | …` under a header)
+        elif line.strip().startswith("|"):  # a table row: its own block, `a | b`
             flush()
-            table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+            blocks.append(line.strip().strip("|").strip())
         elif not line.strip():
             flush()
         else:
             current.append(line)
     flush()
-    flush_table()
     return _one_part(_blocks(blocks), source)
 
 
@@ -197,7 +180,7 @@ def _read_pdf(path: Path, source: str, limits: ReadLimits) -> ReadResult:
 
 # --- DOCX -----------------------------------------------------------------------------------------
 def _read_docx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
-    """Paragraphs and tables in document order; a table row becomes `cell | cell | cell` (ingest/tables.py).
+    """Paragraphs and tables in document order; a table row becomes `cell | cell | cell`.
 
     python-docx parses every XML part whole, so each is first streamed once against the limits.
     """
@@ -220,8 +203,7 @@ def _read_docx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
     return _one_part(_blocks(lines), source)
 
 
-def _docx_table_rows(table) -> list[str]:
-    rows: list[list[str]] = []
+def _docx_table_rows(table) -> Iterator[str]:
     for row in table.rows:
         cells: list[str] = []
         seen: set[int] = set()
@@ -229,9 +211,11 @@ def _docx_table_rows(table) -> list[str]:
             if id(cell._tc) in seen:  # a merged cell is returned once per grid column it spans
                 continue
             seen.add(id(cell._tc))
-            cells.append(cell.text)
-        rows.append(cells)
-    return table_lines(rows)
+            text = normalise(cell.text)
+            if text:
+                cells.append(text)
+        if cells:
+            yield " | ".join(cells)
 
 
 # --- HTML -----------------------------------------------------------------------------------------
@@ -262,24 +246,13 @@ def _read_html(path: Path, source: str, limits: ReadLimits) -> ReadResult:
         element.decompose()
     for br in soup.find_all("br"):
         br.replace_with("\n")
-    for table in reversed(soup.find_all("table")):  # inner tables first: an outer one then reads them as text
-        table.replace_with(soup.new_string("\n" + "\n".join(_html_table_lines(table)) + "\n"))
+    for cell in soup.find_all(["td", "th"]):
+        cell.insert_after(" | ")
     for element in soup.find_all(_HTML_BLOCKS):
         element.insert_before("\n")
         element.insert_after("\n")
     lines = (line.strip().strip("|").strip() for line in soup.get_text().split("\n"))
     return _one_part(_blocks(lines), source)
-
-
-def _html_table_lines(table) -> list[str]:
-    """The table's rows (header cells marked by <th> in the first row) as table_lines."""
-    rows, marked = [], None
-    for tr in table.find_all("tr"):
-        cells = tr.find_all(["td", "th"], recursive=False)
-        if marked is None and cells:
-            marked = all(c.name == "th" for c in cells)
-        rows.append([c.get_text(" ", strip=True) for c in cells])
-    return table_lines(rows, header=True if marked else None)
 
 
 # --- HWPX (OWPML: a zip of XML parts) -------------------------------------------------------------

@@ -341,7 +341,7 @@ def test_txt_cp949_and_markdown(tmp_path):
     (part,) = read_document(md).items
     assert part.text.split("\n\n") == [
         "이용약관", "제1조 본 약관은 서비스 이용 조건을 정합니다.", "제2조 (정의)", "회원이란 가입한 사람입니다.", "비회원은 그 외입니다.",
-        "구분 | 내용", "구분: 회원 | 내용: 가입한 사람",  # under the header the rule line marks: header: value
+        "구분 | 내용", "회원 | 가입한 사람",
     ]
 
 
@@ -367,7 +367,7 @@ def test_html_drops_script_and_style_and_keeps_headings(tmp_path):
     )
     (part,) = read_document(html).items
     assert part.text.split("\n\n") == [
-        "멤버십 안내", "등급은 매월 1일 바뀝니다.", "골드: 2% 적립", "VIP: 3% 적립", "등급 | 조건", "등급: VIP | 조건: 50만 원 이상",
+        "멤버십 안내", "등급은 매월 1일 바뀝니다.", "골드: 2% 적립", "VIP: 3% 적립", "등급 | 조건", "VIP | 50만 원 이상",
     ]
     assert "비밀" not in part.text and "color" not in part.text
 
@@ -484,31 +484,3 @@ def test_chunk_records_carry_page_index_and_title():
     assert record.id.startswith("doc-") and record.kind == "doc" and record.source == "a.pdf"
     assert {k: record.metadata[k] for k in ("page", "chunk_index", "title")} == {"page": 3, "chunk_index": 0, "title": "제목"}
     assert record.content_hash == record.id.removeprefix("doc-")
-
-
-def test_table_rows_keep_their_column_headers_where_a_header_is_marked_or_plain(tmp_path):
-    """A row alone (`실버 | 10만 원 이상 | 2% | 매월 1장`) does not say which number is what; under a header each
-    cell is `header: value`. Unmarked header rows (DOCX) need three or more short, non-numeric cells; an unmarked
-    two-column table is label | value data, and a row with merged cells stays as it is."""
-    from ingest.tables import table_lines
-
-    grades = [["등급", "구매 적립률", "무료배송 쿠폰"], ["실버", "2%", "매월 1장"], ["골드", "3%"]]
-    assert table_lines(grades) == ["등급 | 구매 적립률 | 무료배송 쿠폰", "등급: 실버 | 구매 적립률: 2% | 무료배송 쿠폰: 매월 1장", "골드 | 3%"]
-    assert table_lines([["상호", "한빛마켓"], ["대표", "김한빛"]]) == ["상호 | 한빛마켓", "대표 | 김한빛"]
-    assert table_lines([["2024", "2025", "2026"], ["1%", "2%", "3%"]]) == ["2024 | 2025 | 2026", "1% | 2% | 3%"]
-    assert table_lines([["구분", "내용"], ["회원", "가입한 사람"]], header=True) == ["구분 | 내용", "구분: 회원 | 내용: 가입한 사람"]
-    import docx
-
-    document = docx.Document()
-    table = document.add_table(rows=2, cols=3)
-    for column, (name, value) in enumerate(zip(grades[0], grades[1])):
-        table.cell(0, column).text, table.cell(1, column).text = name, value
-    document.save(tmp_path / "grades.docx")
-    (part,) = read_document(tmp_path / "grades.docx").items
-    assert part.text.split("\n\n")[-1] == "등급: 실버 | 구매 적립률: 2% | 무료배송 쿠폰: 매월 1장"
-    html = tmp_path / "pairs.html"
-    html.write_text("<table><tr><td>상호</td><td>한빛마켓</td></tr><tr><td>대표</td><td>김한빛</td></tr></table>"
-                    "<table><tr><th>등급</th><th>쿠폰</th></tr><tr><td>실버<table><tr><td>안쪽</td></tr></table></td>"
-                    "<td>1장</td></tr></table>", encoding="utf-8")
-    (part,) = read_document(html).items
-    assert part.text.split("\n\n") == ["상호 | 한빛마켓", "대표 | 김한빛", "등급 | 쿠폰", "등급: 실버 안쪽 | 쿠폰: 1장"]
