@@ -20,7 +20,7 @@ from chatbot.modes import DECISION_MODES, THRESHOLD_FIELDS
 from chatbot.records import Answer, Hit
 from chatbot.retrieval import Candidates, Mode, Retriever, SearchBackend
 from chatbot.settings import AnswerSettings
-from chatbot.text import is_meaningful, names_a_topic, normalise
+from chatbot.text import is_foreign, is_meaningful, names_a_topic, normalise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,6 +74,8 @@ class Answerer:
             # a question about nothing ("언제요?") matched a candidate about something: ask for the topic. A store
             # whose own wordings name none (chit-chat lines: "뭐해?") still answers them.
             return Answer(type="fallback", answer=self.settings.no_topic_reply, score=0.0)
+        if answer.type == "fallback" and answer.answer == self.settings.fallback and is_foreign(text):
+            answer = replace(answer, answer=self.settings.fallback_foreign)  # "no answer" in words its writer reads
         read = self.retriever.repaired(text) if isinstance(self.retriever, Retriever) else text
         return replace(answer, read_as=read) if read != text else answer
 

@@ -140,6 +140,16 @@ def _names_a_topic(text: str, dictionary: Dictionary) -> bool:
                for token in _kiwi(False, dictionary).tokenize(text))
 
 
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def is_foreign(text: str) -> bool:
+    """A question with Latin words and no Hangul at all ("How much is shipping?"): the store is Korean, so a
+    reply that says only "no answer" in Korean would not reach its writer."""
+    return not _HANGUL.search(text) and bool(_LATIN_WORD.search(text))
+
+
 def is_meaningful(text: str) -> bool:
     """True when a question has letters or digits (emoji-only or punctuation-only is not a question)."""
     return any(ch.isalnum() for ch in normalise(text))

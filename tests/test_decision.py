@@ -221,6 +221,8 @@ def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tm
     assert weather.type == "fallback" and weather.p is not None and weather.p < 0.3
     paraphrase = pipeline.answerer.ask("택배비 얼마예요?")
     assert paraphrase.type == "faq" and paraphrase.faq_id == "ship-001" and paraphrase.p >= 0.9
+    english = pipeline.answerer.ask("What is the weather like in Seoul today?")
+    assert english.type == "fallback" and english.answer == settings.answer.fallback_foreign  # said in English too
 
 
 def test_traffic_mix_weights_and_weighted_levels():

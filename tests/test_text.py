@@ -43,3 +43,11 @@ def test_a_question_names_a_topic_with_a_noun_foreign_word_or_root():
 def test_meaningful_questions():
     assert not is_meaningful("😀🙏!!") and not is_meaningful("   ")
     assert is_meaningful("배송?") and is_meaningful("ㅠㅠ")
+
+
+def test_a_question_is_foreign_when_it_has_latin_words_and_no_hangul():
+    from chatbot.text import is_foreign
+
+    assert is_foreign("How much is shipping?") and is_foreign("refund pls")
+    assert not is_foreign("international shipping 가능?") and not is_foreign("배송비 얼마예요?")
+    assert not is_foreign("ㅠㅠ ok") and not is_foreign("1234") and not is_foreign("A/S")
