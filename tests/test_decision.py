@@ -124,6 +124,20 @@ def test_trains_from_a_small_store_and_rebuilds_when_the_store_changes(small):
     assert rebuilt.fingerprint == provider.fingerprint()
 
 
+def test_a_model_saved_by_other_code_is_rebuilt_not_reused(small, monkeypatch):
+    """The fingerprint holds a digest of the code that makes the rows and the model: after an upgrade that
+    changes them, the saved artefact no longer matches and a fresh model is trained."""
+    from chatbot.decision import artefact
+
+    provider = small.answerer.decision
+    saved = provider.wait(120)
+    assert saved is not None and artefact.code_digest() == artefact.code_digest() != ""
+    monkeypatch.setattr(artefact, "code_digest", lambda: "another-version")
+    upgraded = DecisionProvider(small.retriever)
+    assert upgraded.fingerprint() != saved.fingerprint
+    assert upgraded.wait(120).fingerprint == upgraded.fingerprint()
+
+
 class FixedModel:
     """Stands in for a trained model: P per candidate in rank order."""
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import json
@@ -31,6 +32,22 @@ from chatbot.retrieval import Retriever
 from chatbot.settings import StoreSettings
 
 log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Part of the fingerprint: the source of the modules that make the training rows and the model (this
+    package, tokenisation, fusion), so a model saved by another version of them is rebuilt, not reused
+    (FORMAT caught only changes someone remembered to mark). Replicas running the same code agree."""
+    package = Path(__file__).resolve().parent
+    files = sorted(package.glob("*.py")) + [package.parent / "text.py", package.parent / "fusion.py"]
+    digest = hashlib.sha1()
+    for path in files:
+        try:
+            digest.update(path.read_bytes())
+        except OSError:  # not readable as files (an unusual install): the other parts still key the model
+            digest.update(path.name.encode("utf-8"))
+    return digest.hexdigest()[:12]
 
 
 def artefact_path(settings: StoreSettings) -> Path:
@@ -126,7 +143,7 @@ class DecisionProvider:
             self.retriever.store.fingerprint(), self.retriever.encoder.model_id,
             f"w={s.retrieval.lexical_weight}", f"off={s.retrieval.doc_offset}", f"cand={s.retrieval.candidates}",
             f"sp={s.text.spacing_correction}", f"respace={s.text.respace_unspaced}", f"typo={s.text.typo_repair}", f"k1={s.lexical.k1}", f"b={s.lexical.b}",
-            f"dict={dictionary_fingerprint()}", bundled_digest(), f"v{FORMAT}", ",".join(NAMES), f"max={self.max_variants}", f"share={self.in_scope_share}",
+            f"dict={dictionary_fingerprint()}", bundled_digest(), f"v{FORMAT}", f"code={code_digest()}", ",".join(NAMES), f"max={self.max_variants}", f"share={self.in_scope_share}",
         ]
         labels = self.labels()
         if labels:
