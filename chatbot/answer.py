@@ -74,7 +74,7 @@ class Answerer:
             # a question about nothing ("언제요?") matched a candidate about something: ask for the topic. A store
             # whose own wordings name none (chit-chat lines: "뭐해?") still answers them.
             return Answer(type="fallback", answer=self.settings.no_topic_reply, score=0.0)
-        if answer.type == "fallback" and answer.answer == self.settings.fallback and is_foreign(text):
+        if answer.type == "fallback" and is_foreign(text):  # the replies above return early: this is "not found"
             answer = replace(answer, answer=self.settings.fallback_foreign)  # "no answer" in words its writer reads
         read = self.retriever.repaired(text) if isinstance(self.retriever, Retriever) else text
         return replace(answer, read_as=read) if read != text else answer

@@ -123,7 +123,8 @@ def is_unspaced(text: str) -> bool:
 # What a question can be about: common and proper nouns, foreign words, hanja, roots. Not pronouns
 # (뭐, 이거), bound nouns (수, 것), numbers, adverbs (언제) or verbs alone (모르다, 깨지다).
 TOPIC_TAGS = frozenset({"NNG", "NNP", "SL", "SH", "XR"})
-_JAMO_ONLY = re.compile(r"[\u1100-\u11ff\u3130-\u318f]+")  # ㅋㅋ, ㅠㅠ (kiwi calls them nouns after NFKC)
+_JAMO = "\u1100-\u11ff\u3130-\u318f"  # Hangul jamo and compatibility jamo (ㅋ, ㅠ)
+_JAMO_ONLY = re.compile(f"[{_JAMO}]+")  # ㅋㅋ, ㅠㅠ (kiwi calls them nouns after NFKC)
 
 
 def names_a_topic(text: str) -> bool:
@@ -140,7 +141,7 @@ def _names_a_topic(text: str, dictionary: Dictionary) -> bool:
                for token in _kiwi(False, dictionary).tokenize(text))
 
 
-_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3]")
+_HANGUL = re.compile(f"[{_JAMO}\uac00-\ud7a3]")  # jamo or syllables
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
