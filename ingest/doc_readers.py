@@ -261,12 +261,14 @@ def _local(tag: str) -> str:
 
 
 def _read_hwpx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
-    """Contents/section0.xml, section1.xml … in order; the hp:t text of each hp:p is one paragraph.
+    """Contents/section0.xml, section1.xml … in order; the hp:t text of each hp:p is one paragraph, and a
+    table row (hp:tr) is one line `cell | cell | cell`, as DOCX and HTML rows are.
 
     A table's cells are paragraphs nested inside the paragraph that holds the table; each paragraph
     collects only its own runs (p > run > t), so nested cell text is not repeated. Sections are
     streamed within the limits; a paragraph keeps its place in document order (taken when it starts,
-    filled when it ends, after its nested cell paragraphs) and is cleared once read.
+    filled when it ends, after its nested cell paragraphs) and is cleared once read. When a cell (hp:tc)
+    ends, its paragraphs become one cell text; when a row ends, its cells become one line.
     """
     try:
         guard = ZipGuard(path, source, limits)
@@ -281,19 +283,37 @@ def _read_hwpx(path: Path, source: str, limits: ReadLimits) -> ReadResult:
         paragraphs: list[str] = []
         for name in sections:
             open_slots: list[int] = []
+            cell_starts: list[int] = []  # where each open cell's paragraphs begin
+            rows: list[list[str]] = []  # the cells of each open row (a cell may hold a table of its own)
             for event, element in iter_xml(guard.open(name), budget, events=("start", "end")):
-                if _local(element.tag) != "p":
-                    continue
-                if event == "start":
-                    open_slots.append(len(paragraphs))
-                    paragraphs.append("")
-                    continue
-                paragraphs[open_slots.pop()] = budget.text("".join(
-                    "".join(t.itertext())
-                    for run in element if _local(run.tag) == "run"
-                    for t in run if _local(t.tag) == "t"
-                ))
-                element.clear()
+                tag = _local(element.tag)
+                if tag == "tr":
+                    if event == "start":
+                        rows.append([])
+                    elif rows:
+                        paragraphs.append(" | ".join(cell for cell in rows.pop() if cell))
+                elif tag == "tc":
+                    if event == "start":
+                        cell_starts.append(len(paragraphs))
+                    elif cell_starts:
+                        start = cell_starts.pop()
+                        text = " ".join(t for t in paragraphs[start:] if t)
+                        del paragraphs[start:]  # every paragraph inside the cell has ended
+                        if rows:
+                            rows[-1].append(text)
+                        else:  # a cell outside a row: keep its text as a paragraph
+                            paragraphs.append(text)
+                elif tag == "p":
+                    if event == "start":
+                        open_slots.append(len(paragraphs))
+                        paragraphs.append("")
+                        continue
+                    paragraphs[open_slots.pop()] = budget.text("".join(
+                        "".join(t.itertext())
+                        for run in element if _local(run.tag) == "run"
+                        for t in run if _local(t.tag) == "t"
+                    ))
+                    element.clear()
     return _one_part(_blocks(paragraphs), source)
 
 

@@ -101,10 +101,11 @@ def _hwpx_paragraph(text: str) -> str:
     return f"<hp:p><hp:run><hp:t>{text}</hp:t></hp:run></hp:p>"
 
 
-def write_hwpx(path: Path, sections: list[list[str]], table: list[str] | None = None) -> Path:
+def write_hwpx(path: Path, sections: list[list[str]], table: list[list[str]] | None = None) -> Path:
     """An HWPX archive: mimetype, Contents/section{i}.xml with hp:p/hp:run/hp:t paragraphs.
 
-    `table` adds, to the first section, a paragraph holding a table whose cells are nested paragraphs.
+    `table` (rows of cells) adds, to the first section, a paragraph holding a table whose cells are nested
+    paragraphs; a cell text with a newline is written as two paragraphs of that cell.
     Sections are written into the zip in reverse order, so readers must sort them."""
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("mimetype", "application/hwp+zip", compress_type=zipfile.ZIP_STORED)
@@ -112,8 +113,14 @@ def write_hwpx(path: Path, sections: list[list[str]], table: list[str] | None = 
         for index in reversed(range(len(sections))):
             body = "".join(_hwpx_paragraph(t) for t in sections[index])
             if index == 0 and table:
-                cells = "".join(f"<hp:tc><hp:subList>{_hwpx_paragraph(c)}</hp:subList></hp:tc>" for c in table)
-                body += f"<hp:p><hp:run><hp:tbl><hp:tr>{cells}</hp:tr></hp:tbl></hp:run></hp:p>"
+                rows = "".join(
+                    "<hp:tr>" + "".join(
+                        "<hp:tc><hp:subList>" + "".join(_hwpx_paragraph(t) for t in cell.split("\n")) + "</hp:subList></hp:tc>"
+                        for cell in row
+                    ) + "</hp:tr>"
+                    for row in table
+                )
+                body += f"<hp:p><hp:run><hp:t>요금표</hp:t><hp:tbl>{rows}</hp:tbl></hp:run></hp:p>"
             xml = f'<?xml version="1.0" encoding="UTF-8"?><hs:sec xmlns:hs="{HS}" xmlns:hp="{HP}">{body}</hs:sec>'
             archive.writestr(f"Contents/section{index}.xml", xml)
     return path
@@ -376,11 +383,13 @@ def test_hwpx_sections_in_order_with_table_cells(tmp_path):
     path = write_hwpx(
         tmp_path / "공지.hwpx",
         [["공지사항", "설 연휴에는 배송이 쉽니다."], ["둘째 구역입니다."], ["셋째 구역입니다."]],
-        table=["기간", "2월 9일~12일"],
+        table=[["기간", "내용"], ["2월 9일~12일", "배송 휴무\n주문은 받습니다"], ["2월 13일", ""]],
     )
     (part,) = read_document(path).items
+    # a table row is one line, as in DOCX and HTML: the row's cells stay together in one chunk
     assert part.text.split("\n\n") == [
-        "공지사항", "설 연휴에는 배송이 쉽니다.", "기간", "2월 9일~12일", "둘째 구역입니다.", "셋째 구역입니다.",
+        "공지사항", "설 연휴에는 배송이 쉽니다.", "요금표", "기간 | 내용", "2월 9일~12일 | 배송 휴무 주문은 받습니다", "2월 13일",
+        "둘째 구역입니다.", "셋째 구역입니다.",
     ]
 
 
