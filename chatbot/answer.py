@@ -196,12 +196,14 @@ class Answerer:
         )
 
     def fallback(self, hits: list[Hit], p: float | None = None, more: list[Hit] | None = None) -> Answer:
-        """more: hits past the top k that suggestions may read on to when the top k has too few FAQs."""
+        """more: hits past the top k that suggestions may read on to when the top k has too few FAQs. With
+        nothing to suggest, the reply does not point at questions "below"."""
+        suggestions = self.suggest(hits + (more or []))
         return Answer(
             type="fallback",
-            answer=self.settings.fallback,
+            answer=self.settings.fallback if suggestions else self.settings.fallback_alone,
             score=hits[0].score if hits else 0.0,
-            suggestions=self.suggest(hits + (more or [])),
+            suggestions=suggestions,
             hits=tuple(hits),
             p=p,
         )

@@ -112,9 +112,11 @@ class AnswerSettings(BaseModel):
     verifier: bool = False  # also a cross-encoder fine-tuned from the store (chatbot/decision/verifier.py) as a feature
     suggestions: int = Field(3, ge=0, le=10)
     fallback: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 아래 질문 중에 찾으시는 내용이 있나요?"
+    # the fallback with nothing to suggest (no FAQ near the question, a category with no FAQ): no "below"
+    fallback_alone: str = "죄송합니다. 질문에 딱 맞는 답을 찾지 못했습니다. 다른 말로 바꾸어 다시 물어봐 주세요."
     # the same for a question with no Hangul: the FAQ is Korean, so say so in English too
     fallback_foreign: str = ("Sorry, no exact answer was found. This FAQ is written in Korean, so a question in Korean "
-                             "works best; the questions below may help. (한국어로 물어보시면 더 잘 찾아 드립니다.)")
+                             "works best. (한국어로 물어보시면 더 잘 찾아 드립니다.)")
     # a message that is nothing but courtesy (chatbot/message.py): a word back, as a fallback without suggestions
     greeting_reply: str = "안녕하세요! 궁금한 점을 질문으로 적어 주시면 FAQ와 안내 문서에서 찾아 드릴게요."
     thanks_reply: str = "도움이 되었다니 다행입니다. 더 궁금한 점이 있으면 언제든 물어보세요."

@@ -87,6 +87,9 @@ def test_category_filters_and_unknown_category_is_not_an_error(client):
     unknown = ask(client, question="배송은 얼마나 걸리나요?", category="없는분야")
     assert unknown.status_code == 200 and unknown.json()["type"] == "fallback"
     assert unknown.json()["suggestions"] == []
+    # nothing to suggest: the reply does not point at questions "below" that are not there
+    assert unknown.json()["answer"] == client.app.state.service.settings.answer.fallback_alone
+    assert "아래 질문" not in unknown.json()["answer"]
 
 
 def test_k_and_mode_are_accepted(client):
