@@ -127,7 +127,7 @@ def test_hwpx_tables_keep_document_order_when_streamed(tmp_path):
     body = para("앞") + f"<hp:p><hp:run><hp:t>표 제목</hp:t><hp:tbl><hp:tr>{cells}</hp:tr></hp:tbl></hp:run></hp:p>" + para("뒤")
     path = write_zip(tmp_path / "t.hwpx", {"mimetype": b"application/hwp+zip", "Contents/section0.xml": hwpx_xml(body)})
     (part,) = read_document(path).items
-    assert part.text.split("\n\n") == ["앞", "표 제목", "셀1", "셀2", "뒤"]
+    assert part.text.split("\n\n") == ["앞", "표 제목", "셀1 | 셀2", "뒤"]  # the row's cells on one line
 
 
 def _replace_member(path: Path, name: str, content: bytes | int) -> Path:
