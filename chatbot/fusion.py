@@ -36,9 +36,10 @@ def pruning_floor(hits: Sequence[Hit], k: int, doc_offset: float) -> float:
     return kth_score(hits, k) - max(doc_offset, 0.0)
 
 
-def reachable(lexical: np.ndarray, weight: float, ceiling: float, floor: float) -> np.ndarray:
-    """Mask of keyword-only candidates whose best possible fused score (cosine = ceiling) reaches the floor."""
-    return fuse(ceiling, lexical, weight) >= floor
+def reachable(lexical: np.ndarray, weight: float, ceiling: float | Sequence[float], floor: float) -> np.ndarray:
+    """Mask of keyword-only candidates whose fused score reaches the floor: their best possible one (a cosine
+    ceiling) before their vectors are read, their real one (their cosines) after."""
+    return fuse(np.asarray(ceiling, dtype=np.float64), lexical, weight) >= floor
 
 
 def with_doc_offset(hit: Hit, offset: float) -> Hit:

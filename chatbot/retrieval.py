@@ -211,13 +211,16 @@ class Retriever:
         ceiling = fusion.cosine_ceiling(nearest, candidates)
         floor = fusion.pruning_floor(fused, k, self.settings.retrieval.doc_offset)
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
-        extra_cosines = self.cosines([index.records.ids[i] for i in extra], vector)
-        found = [i for i in extra if index.records.ids[i] in extra_cosines]
-        more = fusion.fused_hits(
-            [index.hit(i, float(scores[i])) for i in found], [extra_cosines[index.records.ids[i]] for i in found],
-            scores[found], weight,
-        )
-        out += [Candidate(h, extra_cosines[h.record_id], min(float(scores[i]), 1.0)) for h, i in zip(more, found)]
+        ids = {i: index.records.ids[i] for i in extra}
+        extra_cosines = self.cosines(list(ids.values()), vector)
+        found = [i for i in extra if ids[i] in extra_cosines]
+        # with its real cosine, a candidate below the floor cannot reach the k-th group either: it is dropped
+        # before its record is decoded (at 100k records most of the ~50 that pass the bound are)
+        cosines_found = [extra_cosines[ids[i]] for i in found]
+        kept = [(i, c) for i, c, ok in zip(found, cosines_found, fusion.reachable(scores[found], weight, cosines_found, floor))
+                if ok]
+        more = fusion.fused_hits([index.hit(i, 0.0) for i, _ in kept], [c for _, c in kept], scores[[i for i, _ in kept]], weight)
+        out += [Candidate(h, c, min(float(scores[i]), 1.0)) for h, (i, c) in zip(more, kept)]
         return tokens, out
 
     @property

@@ -136,8 +136,10 @@ def test_pruned_keyword_candidates_never_change_the_top_hit(make_settings, quest
     records = faq_records()
     p.store.upsert(records, p.encoder.encode_questions([r.text for r in records]))
     first = p.retriever.search(question, k=1, mode="hybrid")[0]
-    unpruned = p.retriever.search(question, k=10, mode="hybrid")[0]
-    assert (first.record_id, round(first.score, 6)) == (unpruned.record_id, round(unpruned.score, 6))
+    unpruned = p.retriever.search(question, k=10, mode="hybrid")
+    assert (first.record_id, round(first.score, 6)) == (unpruned[0].record_id, round(unpruned[0].score, 6))
+    two = p.retriever.search(question, k=2, mode="hybrid")  # candidates dropped on their real cosine: same top 2
+    assert [(h.record_id, round(h.score, 6)) for h in two] == [(h.record_id, round(h.score, 6)) for h in unpruned[:2]]
 
 
 def test_fusion_bound_is_exact():
@@ -152,6 +154,8 @@ def test_fusion_bound_is_exact():
     assert fusion.pruning_floor(hits, 3, 0.05) == float("-inf")
     mask = fusion.reachable(np.array([0.0, 0.5, 1.0], dtype=np.float32), 0.5, 0.7, 0.8)
     assert mask.tolist() == [False, False, True]
+    # after their vectors are read, each candidate's own cosine replaces the ceiling
+    assert fusion.reachable(np.array([1.0, 1.0, 0.9]), 0.5, [0.5, 0.6, 0.7], 0.8).tolist() == [False, True, True]
 
 
 def test_candidates_expose_score_parts_and_group_like_search(pipeline, make_settings):
