@@ -195,3 +195,17 @@ def test_mining_with_kiwi_skips_what_the_dictionary_already_joins():
     assert mine_synonym_pairs([("돈을 돌려받고 싶어요", "환불은 언제 되나요")])
     active.use_dictionary(SHOP)
     assert not mine_synonym_pairs([("돈을 돌려받고 싶어요", "환불은 언제 되나요")])
+
+
+def test_decision_features_read_candidate_words_with_the_dictionary_in_force():
+    """The decision model's token cache batches its misses and forgets what an older dictionary made."""
+    from chatbot.decision.features import TokenCache
+
+    cache = TokenCache(size=2)
+    active.use_dictionary(Dictionary())
+    plain = cache.many(["포인트 사용법", "", "포인트 사용법"])
+    assert plain == [frozenset(morphemes("포인트 사용법")), frozenset(), frozenset(morphemes("포인트 사용법"))]
+    active.use_dictionary(SHOP)
+    assert cache.many(["포인트 사용법"]) == [frozenset({"적립금", "사용법"})]  # not the cached plain tokens
+    cache.many(["배송 조회", "환불 문의"])
+    assert len(cache._kept) == 2  # bounded: the least recent dropped

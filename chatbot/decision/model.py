@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.decision.features import NAMES, candidate_features
+from chatbot.decision.features import NAMES, TOKENS, candidate_features, entry_texts
 from chatbot.decision.verifier import NAMES as VERIFIER_NAMES
 from chatbot.decision.verifier import candidate_text, feature_rows
 
@@ -48,6 +48,7 @@ class DecisionModel:
         """Feature rows of the first n grouped candidates (ranked) of a ranking, verifier columns included
         when this model has them (one batched forward pass over the FAQ candidates)."""
         count = min(n, len(ranked))
+        TOKENS.many([text for c in ranked[:count] for text in entry_texts(c)])  # the misses in one Kiwi call
         rows = np.vstack([candidate_features(question, ranking.tokens, ranked, i, doc_freq, n_records, ranking.hits)
                           for i in range(count)])
         if not self.uses_verifier:
