@@ -76,8 +76,6 @@ ENDINGS = ["어떻게 하나요?", "방법 알려주세요", "가능한가요?",
            "기간이 어떻게 되나요?", "하려면 뭐가 필요해요?", "문의드립니다"]
 
 
-
-
 def generate_questions(n: int, seed: int = 0, offset: int = 0) -> list[str]:
     """n distinct questions `ITEM TOPIC ACTION ENDING` from a seeded permutation of all combinations."""
     sizes = (len(ITEMS), len(TOPICS), len(ACTIONS), len(ENDINGS))
