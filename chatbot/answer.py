@@ -116,10 +116,9 @@ class Answerer:
         return self._vetted[key]
 
     def decide_with_model(self, question: str, ranking: Candidates, model: DecisionModel, k: int = 10) -> Answer:
-        index = self.retriever.lexical
         ranked = ranking.grouped(k)
         n = max(self.settings.clarify_candidates, 2)
-        rows = model.candidate_rows(question, ranking, ranked, n, index.doc_freq, len(index.records.ids))
+        rows = model.candidate_rows(question, ranking, ranked, n, self.retriever.lexical)
         ps = [float(p) for p in model.predict(rows)]
         if self.settings.rerank:
             ranked, ps = likeliest_first(ranked, ps, self.settings.rerank_margin)

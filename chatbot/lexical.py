@@ -2,7 +2,9 @@
 
 The cache keeps every record's tokens by id (ids are content hashes), so when the store changes only
 new records are read from Chroma and tokenised; the score matrix is then rebuilt from the kept token
-ids in numpy (chatbot/bm25.py). Records live in numpy columns (chatbot/columns.py) saved as .npz,
+ids in numpy (chatbot/bm25.py). It also keeps the tokens of each FAQ record's main question and answer
+(not scored): the answer decision reads them for every candidate, and tokenising them per question
+cost ~1.5 ms in a big store, where a question's candidates are seldom ones seen before. Records live in numpy columns (chatbot/columns.py) saved as .npz,
 which load in well under a second per 100k records, unlike JSON.
 """
 from __future__ import annotations
@@ -26,14 +28,14 @@ import numpy as np
 from chatbot.bm25 import ScoreMatrix, TokenTable
 from chatbot.columns import IdColumn, MetadataColumn, Positions, RecordColumns, TextColumn, id_array
 from chatbot.dictionary import dictionary_fingerprint
-from chatbot.records import Hit
+from chatbot.records import Hit, related_texts
 from chatbot.settings import LexicalSettings, StoreSettings
 from chatbot.spelling import Speller
 from chatbot.store import Store, StoredRecords
 from chatbot.text import morphemes, morphemes_batch
 
 log = logging.getLogger(__name__)
-_FORMAT = 2
+_FORMAT = 3
 _FETCH_BATCH = 2000  # ids per Chroma get when reading new records
 _MASKS_KEPT = 64  # category filters remembered per index
 _STAMP_MARGIN_NS = 5 * 10**9  # records written up to 5 s before the last sync are read again (held ids are skipped)
@@ -64,6 +66,7 @@ class LexicalIndex:
 
     columns: RecordColumns
     tokens: TokenTable
+    entries: TokenTable  # per record: the tokens of its FAQ's main question and answer (records.related_texts)
     matrix: ScoreMatrix
     fingerprint: str
     typos: bool = False
@@ -81,15 +84,17 @@ class LexicalIndex:
     def build(cls, records: StoredRecords | IndexedRecords, settings: LexicalSettings, fingerprint: str,
               typos: bool = False) -> "LexicalIndex":
         """Every record tokenised (a full rebuild)."""
-        texts = list(records.texts)
-        columns = RecordColumns.of(list(records.ids), texts, list(records.metadatas))
-        return cls.assemble(columns, TokenTable.from_lists(_tokenise(texts, typos)), settings, fingerprint, typos)
+        texts, metadatas = list(records.texts), list(records.metadatas)
+        columns = RecordColumns.of(list(records.ids), texts, metadatas)
+        return cls.assemble(columns, TokenTable.from_lists(_tokenise(texts, typos)),
+                            TokenTable.from_lists(_entry_tokens(metadatas, typos)), settings, fingerprint, typos)
 
     @classmethod
-    def assemble(cls, columns: RecordColumns, tokens: TokenTable, settings: LexicalSettings, fingerprint: str,
-                 typos: bool) -> "LexicalIndex":
+    def assemble(cls, columns: RecordColumns, tokens: TokenTable, entries: TokenTable, settings: LexicalSettings,
+                 fingerprint: str, typos: bool) -> "LexicalIndex":
         tokens = tokens.compacted()
-        return cls(columns, tokens, ScoreMatrix.build(tokens, settings.k1, settings.b), fingerprint, typos)
+        return cls(columns, tokens, entries.compacted(), ScoreMatrix.build(tokens, settings.k1, settings.b), fingerprint,
+                   typos)
 
     def updated(self, store_ids: Sequence[str], fetch: Callable[[list[str]], StoredRecords],
                 settings: LexicalSettings, fingerprint: str) -> "LexicalIndex":
@@ -105,18 +110,20 @@ class LexicalIndex:
                  len(keep), len(self.columns) - len(keep), len(new.ids))
         columns = self.columns.take(keep).extended(new.ids, new.texts, new.metadatas)
         tokens = self.tokens.take(keep).extended(_tokenise(list(new.texts), self.typos))
-        index = LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
+        entries = self.entries.take(keep).extended(_entry_tokens(new.metadatas, self.typos))
+        index = LexicalIndex.assemble(columns, tokens, entries, settings, fingerprint, self.typos)
         index.unsaved = self.unsaved + len(new.ids)
         return index
 
     def appended(self, new: StoredRecords, settings: LexicalSettings, fingerprint: str) -> "LexicalIndex":
         """This index plus the records of `new` it does not hold yet (a held id is the same content)."""
         fresh = [j for j, row in enumerate(self.position.lookup(new.ids)) if row < 0]
-        ids, texts = [new.ids[j] for j in fresh], [new.texts[j] for j in fresh]
+        ids, texts, metadatas = [new.ids[j] for j in fresh], [new.texts[j] for j in fresh], [new.metadatas[j] for j in fresh]
         log.info("BM25 cache update: %d records written since the last check, %d new tokenised", len(new.ids), len(ids))
-        columns = self.columns.extended(ids, texts, [new.metadatas[j] for j in fresh])
+        columns = self.columns.extended(ids, texts, metadatas)
         tokens = self.tokens.extended(_tokenise(texts, self.typos))
-        index = LexicalIndex.assemble(columns, tokens, settings, fingerprint, self.typos)
+        entries = self.entries.extended(_entry_tokens(metadatas, self.typos))
+        index = LexicalIndex.assemble(columns, tokens, entries, settings, fingerprint, self.typos)
         index.unsaved = self.unsaved + len(ids)
         return index
 
@@ -155,9 +162,10 @@ class LexicalIndex:
         try:
             meta = {"format": _FORMAT, "fingerprint": self.fingerprint, "typos": self.typos,
                     "token_key": self.token_key, "build_id": self.build_id, "k1": self.matrix.k1, "revision": self.revision}
-            vocab = TextColumn.of(self.tokens.vocab)
             np.savez(tmp / "records.npz", meta=_json_array(meta), token_ptr=self.tokens.ptr, token_ids=self.tokens.ids,
-                     **vocab.arrays("vocab"), **self.columns.arrays())
+                     **TextColumn.of(self.tokens.vocab).arrays("vocab"), entry_ptr=self.entries.ptr,
+                     entry_ids=self.entries.ids, **TextColumn.of(self.entries.vocab).arrays("entry_vocab"),
+                     **self.columns.arrays())
             (tmp / "bm25").mkdir()
             np.savez(tmp / "bm25" / "matrix.npz", build_id=_json_array(self.build_id), data=self.matrix.data,
                      indices=self.matrix.indices, indptr=self.matrix.indptr, num_docs=np.int64(self.matrix.num_docs))
@@ -190,7 +198,8 @@ class LexicalIndex:
             log.warning("Ignoring the unreadable BM25 cache in %s: %s: %s", folder, type(exc).__name__, exc)
             return None
         tokens = TokenTable(list(TextColumn.from_arrays(data, "vocab")), data["token_ptr"], data["token_ids"])
-        index = cls(RecordColumns.from_arrays(data), tokens, matrix, meta["fingerprint"], bool(meta["typos"]),
+        entries = TokenTable(list(TextColumn.from_arrays(data, "entry_vocab")), data["entry_ptr"], data["entry_ids"])
+        index = cls(RecordColumns.from_arrays(data), tokens, entries, matrix, meta["fingerprint"], bool(meta["typos"]),
                     meta["token_key"], meta["build_id"], revision=str(meta.get("revision", "")))
         problem = index.inconsistency()
         if problem:
@@ -209,6 +218,10 @@ class LexicalIndex:
             return "token table does not match the records"
         if len(self.tokens.ids) and int(self.tokens.ids.max()) >= vocab:
             return "token ids point past the vocabulary"
+        entries = self.entries
+        if len(entries) != n or entries.ptr[-1] != len(entries.ids) or np.any(entries.lengths() < 0) or (
+                len(entries.ids) and int(entries.ids.max()) >= len(entries.vocab)):
+            return "FAQ entry tokens do not match the records"
         if m.num_docs != n:
             return f"BM25 has {m.num_docs} documents, the records {n}"
         if len(m.indptr) != vocab + 1 or m.indptr[-1] != len(m.indices) or len(m.data) != len(m.indices):
@@ -260,6 +273,19 @@ class LexicalIndex:
             self._masks[key] = found
         return found
 
+    def token_sets(self, record_ids: Sequence[str]) -> list[tuple[frozenset[str], frozenset[str]] | None]:
+        """Each record's own tokens and those of its FAQ's main question and answer, as the decision reads
+        them (None for a record this index does not hold yet)."""
+        out: list[tuple[frozenset[str], frozenset[str]] | None] = []
+        for row in self.position.lookup(record_ids):
+            if row < 0:
+                out.append(None)
+                continue
+            own = self.tokens.ids[self.tokens.ptr[row]:self.tokens.ptr[row + 1]].tolist()
+            entry = self.entries.ids[self.entries.ptr[row]:self.entries.ptr[row + 1]].tolist()
+            out.append((frozenset(self.tokens.vocab[t] for t in own), frozenset(self.entries.vocab[t] for t in entry)))
+        return out
+
     def hit(self, i: int, score: float) -> Hit:
         """Record i as a hit. Decoded hits are kept (bounded): the same few hundred records come back
         question after question, and decoding one costs more than copying it with a new score. The
@@ -274,9 +300,16 @@ class LexicalIndex:
 
 def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:
     """Kiwi once per distinct text (the slow step: a few thousand texts per second per core)."""
-    distinct = list(dict.fromkeys(texts))
+    distinct = [t for t in dict.fromkeys(texts) if t]
     tokens = dict(zip(distinct, morphemes_batch(distinct, typos=typos))) if distinct else {}
-    return [tokens[t] for t in texts]
+    return [tokens.get(t, []) for t in texts]
+
+
+def _entry_tokens(metadatas: Sequence[Mapping[str, Any]], typos: bool) -> list[list[str]]:
+    """Tokens of each record's main question and answer; the variants of one FAQ share them (tokenised once)."""
+    pairs = [related_texts(meta or {}) for meta in metadatas]
+    flat = _tokenise([text for pair in pairs for text in pair], typos)
+    return [flat[2 * i] + flat[2 * i + 1] for i in range(len(pairs))]
 
 
 def _json_array(value: Any) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,12 @@ def content_hash(*parts: str) -> str:
     """Stable id material: the same content always gives the same id, so re-ingestion is a no-op."""
     digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:16]
+
+
+def related_texts(metadata: Mapping[str, Any]) -> tuple[str, str]:
+    """What an FAQ record's entry says beside its own wording: the main question and the answer (empty for a
+    passage, which is its own answer). The answer decision reads their words; the BM25 cache keeps them tokenised."""
+    return str(metadata.get("main_question") or ""), str(metadata.get("answer") or "")
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,29 @@ def small(make_settings, tmp_path):
     return temporary_pipeline(settings, faq_records(items), tmp_path / "small")
 
 
+def test_candidate_words_come_from_the_bm25_cache_as_kiwi_makes_them(small, monkeypatch):
+    """Serving reads a candidate's words from the BM25 cache, which tokenised them when it indexed the record:
+    the same sets Kiwi makes now (so a row does not depend on the path), with no Kiwi call per question; a
+    record the cache does not hold yet is tokenised."""
+    from chatbot.decision import features
+
+    ranking = small.retriever.candidates("택배비 얼마예요?", 5)
+    ranked = ranking.grouped(5)
+    index = small.retriever.lexical
+    tokenised: list[str] = []
+    real = features.morphemes_batch
+    monkeypatch.setattr(features, "morphemes_batch", lambda texts: tokenised.extend(texts) or real(texts))
+    monkeypatch.setattr(features, "TOKENS", features.TokenCache())
+    via_index = features.candidate_tokens(ranked, index)
+    assert tokenised == [] and len(via_index) == len(ranked)
+    assert via_index == features.candidate_tokens(ranked)  # Kiwi, text by text
+    assert all(own < entry for own, entry in via_index.values())  # the answer's words are in the entry's
+    stray = Candidate(_hit("not-indexed", "쿠폰 번호 입력하는 곳", 0.9, faq_id="coupon"), 0.9, 0.5)
+    tokenised.clear()
+    assert features.candidate_tokens([ranked[0], stray], index)["not-indexed"][0] >= {"쿠폰", "번호", "입력"}
+    assert tokenised == ["쿠폰 번호 입력하는 곳", "답"]  # only the stray's texts (its main question is its own)
+
+
 def test_trains_from_a_small_store_and_rebuilds_when_the_store_changes(small):
     provider = small.answerer.decision
     assert isinstance(provider, DecisionProvider)
@@ -147,7 +170,7 @@ class FixedModel:
     def predict(self, rows):
         return np.array(self.ps[: len(rows)])
 
-    def candidate_rows(self, question, ranking, ranked, n, doc_freq, n_records):
+    def candidate_rows(self, question, ranking, ranked, n, index):
         return np.zeros((min(n, len(ranked)), len(NAMES)))
 
     def level_for_precision(self, min_precision):
@@ -386,8 +409,7 @@ def test_verifier_trains_saves_loads_and_adds_its_features(make_settings, tmp_pa
     assert loaded is not None and loaded.fingerprint == model.fingerprint and loaded.verifier is not None
     ranking = pipeline.retriever.candidates("택배비 얼마예요?", 5)
     ranked = ranking.grouped(5)
-    index = pipeline.retriever.lexical
-    rows = loaded.candidate_rows("택배비 얼마예요?", ranking, ranked, 3, index.doc_freq, len(index.records.ids))
+    rows = loaded.candidate_rows("택배비 얼마예요?", ranking, ranked, 3, pipeline.retriever.lexical)
     assert rows.shape == (min(3, len(ranked)), len(NAMES) + len(verifying.NAMES)) and np.isfinite(rows).all()
     assert rows[:, -2].std() > 0  # the candidates get different logits
     answer = pipeline.answerer.ask("택배비 얼마예요?")

@@ -30,7 +30,17 @@ TEXTS = {
 def records(table: dict[str, tuple[str, str]]) -> StoredRecords:
     ids = sorted(table)
     return StoredRecords(ids, [table[i][0] for i in ids],
-                         [{"category": table[i][1], "kind": "faq", "faq_id": i} for i in ids])
+                         [{"category": table[i][1], "kind": "faq", "faq_id": i, "main_question": f"{table[i][1]} 문의",
+                           "answer": f"{table[i][1]} 안내: 마이페이지에서 {i} 항목을 확인해 주세요."} for i in ids])
+
+
+def expected_token_sets(recs: StoredRecords) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+    """What Kiwi makes of each record's own text and of its main question + answer, tokenised one by one."""
+    out = {}
+    for record_id, text, meta in zip(recs.ids, recs.texts, recs.metadatas):
+        own, main, answer = morphemes_batch([text, meta["main_question"], meta["answer"]])
+        out[record_id] = (frozenset(own), frozenset(main) | frozenset(answer))
+    return out
 
 
 def by_id(index: LexicalIndex, question: str) -> dict[str, float]:
@@ -88,6 +98,9 @@ def test_incremental_update_equals_full_rebuild(change):
     position = updated.position
     assert all(updated.records.ids[position[i]] == i for i in after)
     assert not any(i in position for i in set(TEXTS) - set(after))
+    # the answer decision's token sets: kept, dropped and added with their records
+    ids = sorted(after) + ["gone"]
+    assert updated.token_sets(ids) == [expected_token_sets(records(after))[i] for i in sorted(after)] + [None]
 
 
 def test_updated_index_round_trips_through_the_cache(tmp_path):
@@ -98,6 +111,7 @@ def test_updated_index_round_trips_through_the_cache(tmp_path):
     assert loaded is not None and loaded.fingerprint == "new" and loaded.inconsistency() is None
     for question in QUESTIONS:
         assert by_id(loaded, question) == by_id(index, question)
+    assert loaded.token_sets(sorted(after)) == index.token_sets(sorted(after))
     assert loaded.records.metadatas[loaded.position["i"]]["category"] == "포인트"
     assert loaded.search("적립금 소멸", 1, {"category": "포인트"})[0].record_id == "i"
     assert loaded.search("적립금 소멸", 1, {"category": "배송"}) == []

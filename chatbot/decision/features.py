@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from chatbot.decision.candidates import Candidate
 from chatbot.dictionary import active_dictionary
+from chatbot.lexical import LexicalIndex, tokeniser_key
+from chatbot.records import related_texts
 from chatbot.text import morphemes_batch
 
 NAMES: tuple[str, ...] = (
@@ -25,10 +27,10 @@ NAMES: tuple[str, ...] = (
 
 
 class TokenCache:
-    """Morpheme sets of candidate texts (a candidate's wording, its FAQ's main question and answer), the most
-    recent `size` kept. Misses are tokenised in one batched Kiwi call (7 short texts: ~1.0 ms against ~1.5 ms
-    one by one), which matters in big stores, where a question's candidates are seldom ones seen before.
-    Cleared when the dictionary in force changes: its synonyms rewrite the tokens."""
+    """Morpheme sets of candidate texts (a candidate's wording, its FAQ's main question and answer) the BM25
+    cache does not hold yet, the most recent `size` kept. Misses are tokenised in one batched Kiwi call (7 short
+    texts: ~1.0 ms against ~1.5 ms one by one). Cleared when the dictionary in force changes: its synonyms
+    rewrite the tokens."""
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
@@ -58,12 +60,30 @@ class TokenCache:
 
 
 TOKENS = TokenCache()
+TokenSets = tuple[frozenset[str], frozenset[str]]  # a candidate's own words; its whole entry's (own, main question, answer)
 
 
 def entry_texts(candidate: Candidate) -> list[str]:
     """What a candidate's words are read from: its own text, then its FAQ's main question and answer."""
-    meta = candidate.hit.metadata
-    return [candidate.hit.text, str(meta.get("main_question") or ""), str(meta.get("answer") or "")]
+    return [candidate.hit.text, *related_texts(candidate.hit.metadata)]
+
+
+def candidate_tokens(candidates: Sequence[Candidate], index: LexicalIndex | None = None) -> dict[str, TokenSets]:
+    """TokenSets by record id: from the BM25 cache, which tokenised every record it holds with the same Kiwi
+    and dictionary, else (a record stored since its last refresh, a cache made under another tokeniser) from
+    TOKENS, the misses in one batched Kiwi call."""
+    out: dict[str, TokenSets] = {}
+    ids = list(dict.fromkeys(c.hit.record_id for c in candidates))
+    if index is not None and not index.typos and index.token_key == tokeniser_key(False):
+        for record_id, found in zip(ids, index.token_sets(ids)):
+            if found is not None:
+                out[record_id] = (found[0], found[0] | found[1])
+    rest = list({c.hit.record_id: c for c in candidates if c.hit.record_id not in out}.values())
+    made = TOKENS.many([text for c in rest for text in entry_texts(c)])
+    for j, c in enumerate(rest):
+        own, main, answer = made[3 * j : 3 * j + 3]
+        out[c.hit.record_id] = (own, own | main | answer)
+    return out
 
 
 def idf(token: str, doc_freq: dict[str, int], n: int) -> float:
@@ -75,16 +95,17 @@ def idf(token: str, doc_freq: dict[str, int], n: int) -> float:
 def candidate_features(
     question: str, tokens: Sequence[str], ranked: Sequence[Candidate], i: int,
     doc_freq: dict[str, int], n_records: int, pool: Sequence[Candidate] = (),
+    tokens_of: Mapping[str, TokenSets] | None = None,
 ) -> np.ndarray:
     """Features of ranked[i] as the answer to `question` (ranked: grouped candidates, best first;
-    pool: the ungrouped candidates they came from, for how many variants of the FAQ agree)."""
+    pool: the ungrouped candidates they came from, for how many variants of the FAQ agree;
+    tokens_of: candidate_tokens of ranked[i] and maybe others, else read here)."""
     c = ranked[i]
     others = [r.fused for j, r in enumerate(ranked) if j != i]
     best_other = max(others) if others else c.fused - 0.1
     following = [r.fused for r in ranked[i + 1 : i + 6]] or [c.fused - 0.1]
-    text_tokens, main_tokens, answer_tokens = TOKENS.many(entry_texts(c))
     # an FAQ also "contains" the words of its main question and its answer (a passage is its own answer)
-    entry_tokens = text_tokens | main_tokens | answer_tokens
+    text_tokens, entry_tokens = (tokens_of or candidate_tokens([c]))[c.hit.record_id]
     unique = list(dict.fromkeys(tokens))
     missing = [t for t in unique if t not in text_tokens]
     weights = {t: idf(t, doc_freq, n_records) for t in unique}

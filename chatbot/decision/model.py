@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.decision.features import NAMES, TOKENS, candidate_features, entry_texts
+from chatbot.decision.features import NAMES, candidate_features, candidate_tokens
 from chatbot.decision.verifier import NAMES as VERIFIER_NAMES
+from chatbot.lexical import LexicalIndex
 from chatbot.decision.verifier import candidate_text, feature_rows
 
 FORMAT = 2
@@ -44,13 +45,15 @@ class DecisionModel:
     def uses_verifier(self) -> bool:
         return tuple(self.names[len(NAMES):]) == VERIFIER_NAMES
 
-    def candidate_rows(self, question: str, ranking, ranked, n: int, doc_freq: dict[str, int], n_records: int) -> np.ndarray:  # noqa: ANN001
-        """Feature rows of the first n grouped candidates (ranked) of a ranking, verifier columns included
-        when this model has them (one batched forward pass over the FAQ candidates)."""
+    def candidate_rows(self, question: str, ranking, ranked, n: int, index: LexicalIndex) -> np.ndarray:  # noqa: ANN001
+        """Feature rows of the first n grouped candidates (ranked) of a ranking, with the word statistics and
+        candidate tokens of `index` (the BM25 cache); verifier columns included when this model has them (one
+        batched forward pass over the FAQ candidates)."""
         count = min(n, len(ranked))
-        TOKENS.many([text for c in ranked[:count] for text in entry_texts(c)])  # the misses in one Kiwi call
-        rows = np.vstack([candidate_features(question, ranking.tokens, ranked, i, doc_freq, n_records, ranking.hits)
-                          for i in range(count)])
+        tokens_of = candidate_tokens(ranked[:count], index)
+        doc_freq, n_records = index.doc_freq, len(index.records.ids)
+        rows = np.vstack([candidate_features(question, ranking.tokens, ranked, i, doc_freq, n_records, ranking.hits,
+                                             tokens_of) for i in range(count)])
         if not self.uses_verifier:
             return rows
         is_faq = [c.hit.kind != "doc" for c in ranked[:count]]
