@@ -86,8 +86,8 @@ class LexicalIndex:
         """Every record tokenised (a full rebuild)."""
         texts, metadatas = list(records.texts), list(records.metadatas)
         columns = RecordColumns.of(list(records.ids), texts, metadatas)
-        return cls.assemble(columns, TokenTable.from_lists(_tokenise(texts, typos)),
-                            TokenTable.from_lists(_entry_tokens(metadatas, typos)), settings, fingerprint, typos)
+        own, entries = _tokenise_records(texts, metadatas, typos)
+        return cls.assemble(columns, TokenTable.from_lists(own), TokenTable.from_lists(entries), settings, fingerprint, typos)
 
     @classmethod
     def assemble(cls, columns: RecordColumns, tokens: TokenTable, entries: TokenTable, settings: LexicalSettings,
@@ -109,8 +109,8 @@ class LexicalIndex:
         log.info("BM25 cache update: %d records kept, %d removed, %d new tokenised",
                  len(keep), len(self.columns) - len(keep), len(new.ids))
         columns = self.columns.take(keep).extended(new.ids, new.texts, new.metadatas)
-        tokens = self.tokens.take(keep).extended(_tokenise(list(new.texts), self.typos))
-        entries = self.entries.take(keep).extended(_entry_tokens(new.metadatas, self.typos))
+        own, entry = _tokenise_records(list(new.texts), new.metadatas, self.typos)
+        tokens, entries = self.tokens.take(keep).extended(own), self.entries.take(keep).extended(entry)
         index = LexicalIndex.assemble(columns, tokens, entries, settings, fingerprint, self.typos)
         index.unsaved = self.unsaved + len(new.ids)
         return index
@@ -121,8 +121,8 @@ class LexicalIndex:
         ids, texts, metadatas = [new.ids[j] for j in fresh], [new.texts[j] for j in fresh], [new.metadatas[j] for j in fresh]
         log.info("BM25 cache update: %d records written since the last check, %d new tokenised", len(new.ids), len(ids))
         columns = self.columns.extended(ids, texts, metadatas)
-        tokens = self.tokens.extended(_tokenise(texts, self.typos))
-        entries = self.entries.extended(_entry_tokens(metadatas, self.typos))
+        own, entry = _tokenise_records(texts, metadatas, self.typos)
+        tokens, entries = self.tokens.extended(own), self.entries.extended(entry)
         index = LexicalIndex.assemble(columns, tokens, entries, settings, fingerprint, self.typos)
         index.unsaved = self.unsaved + len(ids)
         return index
@@ -305,11 +305,14 @@ def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:
     return [tokens.get(t, []) for t in texts]
 
 
-def _entry_tokens(metadatas: Sequence[Mapping[str, Any]], typos: bool) -> list[list[str]]:
-    """Tokens of each record's main question and answer; the variants of one FAQ share them (tokenised once)."""
+def _tokenise_records(texts: list[str], metadatas: Sequence[Mapping[str, Any]], typos: bool
+                      ) -> tuple[list[list[str]], list[list[str]]]:
+    """Each record's own tokens, and those of its FAQ's main question and answer, from one _tokenise call: the
+    variants of an FAQ share both, and its main question is usually one of the variants' own text."""
     pairs = [related_texts(meta or {}) for meta in metadatas]
-    flat = _tokenise([text for pair in pairs for text in pair], typos)
-    return [flat[2 * i] + flat[2 * i + 1] for i in range(len(pairs))]
+    flat = _tokenise(texts + [text for pair in pairs for text in pair], typos)
+    n = len(texts)
+    return flat[:n], [flat[n + 2 * i] + flat[n + 2 * i + 1] for i in range(len(pairs))]
 
 
 def _json_array(value: Any) -> np.ndarray:
