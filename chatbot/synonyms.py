@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 # Tags an operator may give a user word: nouns and the foreign-word/number tags kiwi uses for names.
@@ -72,9 +73,10 @@ class Dictionary:
     def rows(self) -> list[dict[str, Any]]:
         return [e.as_row() for e in self.entries]
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Changes whenever any entry does: derived caches built from dictionary tokens key on it."""
+        """Changes whenever any entry does: derived caches built from dictionary tokens key on it (computed
+        once: the answer decision compares it on every question)."""
         if not self.entries:
             return "none"
         payload = json.dumps(self.rows(), ensure_ascii=False, sort_keys=True)
