@@ -307,12 +307,13 @@ def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:
 
 def _tokenise_records(texts: list[str], metadatas: Sequence[Mapping[str, Any]], typos: bool
                       ) -> tuple[list[list[str]], list[list[str]]]:
-    """Each record's own tokens, and those of its FAQ's main question and answer, from one _tokenise call: the
-    variants of an FAQ share both, and its main question is usually one of the variants' own text."""
+    """Each record's own tokens, and the distinct tokens of its FAQ's main question and answer (the decision
+    reads them as a set; a long answer repeats many), from one _tokenise call: the variants of an FAQ share
+    both, and its main question is usually one of the variants' own text."""
     pairs = [related_texts(meta or {}) for meta in metadatas]
     flat = _tokenise(texts + [text for pair in pairs for text in pair], typos)
     n = len(texts)
-    return flat[:n], [flat[n + 2 * i] + flat[n + 2 * i + 1] for i in range(len(pairs))]
+    return flat[:n], [list(dict.fromkeys(flat[n + 2 * i] + flat[n + 2 * i + 1])) for i in range(len(pairs))]
 
 
 def _json_array(value: Any) -> np.ndarray:
