@@ -9,7 +9,8 @@
     (sentences/s) vs the same N questions as a CSV through the real ingestion (`ingest_paths`) into a
     fresh embedded store (records/s). Goal: ingestion ≥ 0.9 × the encoder.
 (2) Latency: `answerer.ask` in hybrid mode over stores of each size, vs `encoder.encode_questions`
-    of the same single question, interleaved so both see the same machine load. Goal: p50 ≤ 1.3 ×.
+    of the same single question, interleaved so both see the same machine load (how much the rest of a question
+    adds to the configured encoder; the goals are against the torch encoder, below).
     Stores bigger than --real-cap records hold --real-cap really encoded generated questions plus
     generated texts with random unit vectors (384-d random vectors are near-orthogonal to real ones,
     so they cost Chroma and BM25 the full work but never win a dense match), as the output says.
@@ -339,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             p50_enc, p95_enc = percentile(encode_ms, 50), percentile(encode_ms, 95)
             p50_torch = percentile(torch_ms, 50)
             latency_rows.append([f"{size:,}", f"{real:,} encoded + {size - real:,} random", f"{p50_ask:.1f}", f"{p95_ask:.1f}",
-                                 f"{p50_enc:.1f}", f"{p95_enc:.1f}", f"{p50_ask / p50_enc:.2f} (goal ≤ 1.30)",
+                                 f"{p50_enc:.1f}", f"{p95_enc:.1f}", f"{p50_ask / p50_enc:.2f}",
                                  f"{p50_torch:.1f}", f"{p50_ask / p50_torch:.2f} (goal {goal(size)})", load_average()])
             scale_rows.append([f"{size:,}", f"{ingest_s:.0f}", f"{build_s:.1f}", f"{load_s:.2f}",
                                f"{add_one_faq(pipeline):.2f} (goal ≤ 5)", f"{rss_mb():.0f}"])
