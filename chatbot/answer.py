@@ -273,6 +273,23 @@ def source_of(hit: Hit) -> dict[str, Any]:
     return source
 
 
+def describe_source(source: dict[str, Any]) -> str:
+    """'guide.pdf · 3쪽 · 조각 2' or 'faq.csv · FAQ ship-1 · 배송': a source_of dict as the page and the terminal chat
+    name it (plain text; escape before HTML)."""
+    parts = [str(source.get("source") or "?")]
+    if source.get("kind") == "doc":
+        if source.get("page") is not None:
+            parts.append(f"{source['page']}쪽")
+        if source.get("chunk_index") is not None:
+            parts.append(f"조각 {source['chunk_index']}")
+    else:
+        if source.get("faq_id"):
+            parts.append(f"FAQ {source['faq_id']}")
+        if source.get("category"):
+            parts.append(str(source["category"]))
+    return " · ".join(parts)
+
+
 def threshold_setting(mode: str) -> str:
     """The config key holding the answer threshold of a retrieval mode (hybrid: answer.threshold)."""
     return f"answer.{THRESHOLD_FIELDS.get(mode, 'threshold')}"

@@ -7,7 +7,7 @@ import sys
 import time
 import uuid
 
-from chatbot.answer import QuestionError
+from chatbot.answer import QuestionError, describe_source
 from chatbot.cli_errors import describe, fatal
 from chatbot.questionlog import entry_from_answer, open_log
 from chatbot.modes import MODES
@@ -27,7 +27,7 @@ def format_answer(answer: Answer) -> str:
     elif answer.type == "clarify":
         lines.append(answer.answer)
         if answer.passage:
-            where = _where(answer.sources[0]) if answer.sources else ""
+            where = describe_source(answer.sources[0]) if answer.sources else ""
             lines.append(f"  [문서 · {where}{_confidence(answer.p)}] “{answer.passage}”")
         for i, candidate in enumerate(answer.candidates, 1):
             lines.append(f"  {i}. {candidate.get('question', '')}" + _confidence(candidate.get("p")))
@@ -36,20 +36,10 @@ def format_answer(answer: Answer) -> str:
     else:
         lines.append(answer.answer + (f" (최고 점수 {answer.score:.3f})" if answer.score else ""))
     for source in answer.sources:
-        lines.append(f"  출처: {_where(source)}")
+        lines.append(f"  출처: {describe_source(source)}")
     for i, suggestion in enumerate(answer.suggestions, 1):
         lines.append(f"  {i}. {suggestion}")
     return "\n".join(lines)
-
-
-def _where(source: dict) -> str:
-    """A source as `file, N쪽, 조각 M`: the same wording wherever a passage is quoted."""
-    where = str(source.get("source", ""))
-    if source.get("page") is not None:
-        where += f", {source['page']}쪽"
-    if source.get("chunk_index") is not None:
-        where += f", 조각 {source['chunk_index']}"
-    return where
 
 
 def _confidence(p: float | None) -> str:

@@ -13,12 +13,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from chatbot.answer import describe_source
 from chatbot.feedback import Feedback, FeedbackLog
 from chatbot.pipeline import open_pipeline
 from chatbot.records import Answer, Hit
 from chatbot.web.api import build_api
 from chatbot.web.app import create_app
-from chatbot.web.render import answer_html, describe_source
+from chatbot.web.render import answer_html
 from chatbot.web.service import Service, build_catalog
 from tests.helpers import FAQ_ROWS, free_port, write_faq
 

@@ -383,7 +383,7 @@ def test_a_passage_in_the_clarify_band_is_quoted_as_maybe_this_on_every_channel(
     assert [q for q, _ in follow_ups(answer)][:1] == [answer.candidates[0]["question"]]  # the FAQs stay buttons
     alone = replace(answer, candidates=())  # no FAQ candidate: the suggestions are the buttons
     assert follow_ups(alone) == [(q, None) for q in alone.suggestions]
-    assert "배송안내.txt, 조각 0" in format_answer(answer) and "3,000원" in format_answer(answer)  # where in the file, too
+    assert "배송안내.txt · 조각 0" in format_answer(answer) and "3,000원" in format_answer(answer)  # where in the file, too
     low = answerer.decide_with_model("배송비는 얼마인가요?", asked, FixedModel([0.2, 0.1, 0.05]), 5)
     assert low.type == "fallback" and low.passage is None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from chatbot.answer import describe_source
 from chatbot.records import Answer
 
 
@@ -25,22 +26,6 @@ def md_text(value: Any) -> str:
 
 def md_code(value: Any) -> str:
     return str(value).replace("`", "'")
-
-
-def describe_source(source: dict[str, Any]) -> str:
-    """'guide.pdf · 3쪽 · 조각 2' or 'faq.csv · FAQ ship-1 · 배송' (plain text; escape before HTML)."""
-    parts = [str(source.get("source") or "?")]
-    if source.get("kind") == "doc":
-        if source.get("page") is not None:
-            parts.append(f"{source['page']}쪽")
-        if source.get("chunk_index") is not None:
-            parts.append(f"조각 {source['chunk_index']}")
-    else:
-        if source.get("faq_id"):
-            parts.append(f"FAQ {source['faq_id']}")
-        if source.get("category"):
-            parts.append(str(source["category"]))
-    return " · ".join(parts)
 
 
 def answer_id(answer: Answer) -> str | None:
