@@ -4,8 +4,9 @@ The cache keeps every record's tokens by id (ids are content hashes), so when th
 new records are read from Chroma and tokenised; the score matrix is then rebuilt from the kept token
 ids in numpy (chatbot/bm25.py). It also keeps the tokens of each FAQ record's main question and answer
 (not scored): the answer decision reads them for every candidate, and tokenising them per question
-cost ~1.5 ms in a big store, where a question's candidates are seldom ones seen before. Records live in numpy columns (chatbot/columns.py) saved as .npz,
-which load in well under a second per 100k records, unlike JSON.
+cost ~1.5 ms in a big store, where a question's candidates are seldom ones seen before. Records live
+in numpy columns (chatbot/columns.py) saved as .npz, which load in well under a second per 100k
+records, unlike JSON.
 """
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from chatbot.decision.features import NAMES, candidate_features, candidate_tokens
 from chatbot.decision.verifier import NAMES as VERIFIER_NAMES
-from chatbot.lexical import LexicalIndex
 from chatbot.decision.verifier import candidate_text, feature_rows
+from chatbot.lexical import LexicalIndex
 
 FORMAT = 2
 
