@@ -39,6 +39,14 @@ class TokenTable:
     def lengths(self) -> np.ndarray:
         return np.diff(self.ptr)
 
+    def inconsistency(self, records: int) -> str | None:
+        """Why this table cannot be the tokens of `records` records (None when it can): a damaged cache."""
+        if len(self) != records or self.ptr[-1] != len(self.ids) or np.any(self.lengths() < 0):
+            return "does not match the records"
+        if len(self.ids) and int(self.ids.max()) >= len(self.vocab):
+            return "points past its vocabulary"
+        return None
+
     def take(self, rows: np.ndarray) -> "TokenTable":
         """The given records, in that order."""
         ids, ptr = ragged_take(self.ids, self.ptr, rows)

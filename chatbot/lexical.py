@@ -215,14 +215,10 @@ class LexicalIndex:
         problem = self.columns.inconsistency()
         if problem:
             return problem
-        if len(self.tokens) != n or self.tokens.ptr[-1] != len(self.tokens.ids) or np.any(self.tokens.lengths() < 0):
-            return "token table does not match the records"
-        if len(self.tokens.ids) and int(self.tokens.ids.max()) >= vocab:
-            return "token ids point past the vocabulary"
-        entries = self.entries
-        if len(entries) != n or entries.ptr[-1] != len(entries.ids) or np.any(entries.lengths() < 0) or (
-                len(entries.ids) and int(entries.ids.max()) >= len(entries.vocab)):
-            return "FAQ entry tokens do not match the records"
+        for name, table in (("token table", self.tokens), ("FAQ entry token table", self.entries)):
+            problem = table.inconsistency(n)
+            if problem:
+                return f"{name} {problem}"
         if m.num_docs != n:
             return f"BM25 has {m.num_docs} documents, the records {n}"
         if len(m.indptr) != vocab + 1 or m.indptr[-1] != len(m.indices) or len(m.data) != len(m.indices):
@@ -275,8 +271,8 @@ class LexicalIndex:
         return found
 
     def token_sets(self, record_ids: Sequence[str]) -> list[tuple[frozenset[str], frozenset[str]] | None]:
-        """Each record's own tokens and those of its FAQ's main question and answer, as the decision reads
-        them (None for a record this index does not hold yet)."""
+        """Each record's own tokens, and those together with its FAQ's main question's and answer's, as the
+        decision reads them (None for a record this index does not hold yet)."""
         out: list[tuple[frozenset[str], frozenset[str]] | None] = []
         for row in self.position.lookup(record_ids):
             if row < 0:
@@ -284,7 +280,8 @@ class LexicalIndex:
                 continue
             own = self.tokens.ids[self.tokens.ptr[row]:self.tokens.ptr[row + 1]].tolist()
             entry = self.entries.ids[self.entries.ptr[row]:self.entries.ptr[row + 1]].tolist()
-            out.append((frozenset(self.tokens.vocab[t] for t in own), frozenset(self.entries.vocab[t] for t in entry)))
+            words = frozenset(self.tokens.vocab[t] for t in own)
+            out.append((words, words.union(self.entries.vocab[t] for t in entry)))
         return out
 
     def hit(self, i: int, score: float) -> Hit:

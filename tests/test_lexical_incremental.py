@@ -2,6 +2,8 @@
 records, survives save/load, and filters by category with a vectorised mask."""
 from __future__ import annotations
 
+import dataclasses
+
 import bm25s
 import numpy as np
 import pytest
@@ -39,7 +41,7 @@ def expected_token_sets(recs: StoredRecords) -> dict[str, tuple[frozenset[str], 
     out = {}
     for record_id, text, meta in zip(recs.ids, recs.texts, recs.metadatas):
         own, main, answer = morphemes_batch([text, meta["main_question"], meta["answer"]])
-        out[record_id] = (frozenset(own), frozenset(main) | frozenset(answer))
+        out[record_id] = (frozenset(own), frozenset(own) | frozenset(main) | frozenset(answer))
     return out
 
 
@@ -101,6 +103,15 @@ def test_incremental_update_equals_full_rebuild(change):
     # the answer decision's token sets: kept, dropped and added with their records
     ids = sorted(after) + ["gone"]
     assert updated.token_sets(ids) == [expected_token_sets(records(after))[i] for i in sorted(after)] + [None]
+
+
+def test_a_damaged_token_table_is_noticed():
+    """Either token table pointing past its vocabulary or its records makes the cache untrusted (rebuilt)."""
+    index = LexicalIndex.build(records(TEXTS), SETTINGS, "fp")
+    broken = TokenTable(index.entries.vocab[:1], index.entries.ptr, index.entries.ids)
+    assert dataclasses.replace(index, entries=broken).inconsistency() == "FAQ entry token table points past its vocabulary"
+    short = TokenTable(index.tokens.vocab, index.tokens.ptr[:-1], index.tokens.ids)
+    assert dataclasses.replace(index, tokens=short).inconsistency() == "token table does not match the records"
 
 
 def test_updated_index_round_trips_through_the_cache(tmp_path):

@@ -75,9 +75,7 @@ def candidate_tokens(candidates: Sequence[Candidate], index: LexicalIndex | None
     out: dict[str, TokenSets] = {}
     ids = list(dict.fromkeys(c.hit.record_id for c in candidates))
     if index is not None and not index.typos and index.token_key == tokeniser_key(False):
-        for record_id, found in zip(ids, index.token_sets(ids)):
-            if found is not None:
-                out[record_id] = (found[0], found[0] | found[1])
+        out = {record_id: found for record_id, found in zip(ids, index.token_sets(ids)) if found is not None}
     rest = list({c.hit.record_id: c for c in candidates if c.hit.record_id not in out}.values())
     made = TOKENS.many([text for c in rest for text in entry_texts(c)])
     for j, c in enumerate(rest):
