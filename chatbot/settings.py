@@ -42,7 +42,7 @@ class EncoderSettings(BaseModel):
 
 
 class TextSettings(BaseModel):
-    spacing_correction: bool = True
+    spacing_correction: bool = True  # a question typed without spaces is respaced for the keyword side (chatbot/retrieval.py)
     respace_unspaced: bool = True  # a question typed without spaces goes to the encoder respaced (chatbot/retrieval.py)
     typo_tolerant: bool = False
     typo_repair: bool = True  # an unknown word one key from exactly one store word is read as it (chatbot/spelling.py)

@@ -253,6 +253,13 @@ def test_a_question_typed_without_spaces_is_respaced_for_the_encoder(pipeline, m
     assert retriever.dense_text("배송조회어떻게해요") == "배송조회어떻게해요"
 
 
+def test_the_keyword_side_respaces_only_a_question_typed_without_spaces(pipeline):
+    retriever = pipeline.retriever
+    # respacing a spaced question split words a store uses ("반품비" → 반품 + 비, "변심" → 변 + 심)
+    assert retriever.candidates("단순변심 반품비 얼마").tokens == ("단순", "변심", "반품비", "얼마")
+    assert {"배송", "조회"} <= set(retriever.candidates("배송조회어떻게해요").tokens)
+
+
 def test_the_retriever_reads_a_slip_as_the_store_word_on_both_sides(pipeline, monkeypatch):
     retriever = pipeline.retriever
     assert retriever.dense_text("쿠퐁은 어디에서 입력하나요?") == "쿠폰은 어디에서 입력하나요?"
