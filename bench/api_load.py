@@ -1,7 +1,7 @@
 """Throughput of the running app under N parallel API clients, as a ratio of the encoder's own batched
 throughput measured in the same run (the encoder is the bottleneck, so that is the ceiling).
 
-    python bench/api_load.py [--clients 50] [--seconds 20] [--rounds 3] [--question-cache 4096]
+    python bench/api_load.py [--clients 50] [--seconds 20] [--rounds 3] [--question-cache 4096] [--fresh]
 
 Starts the real app (`python app.py`, sample data, offline e5, configured encoder backend) on a
 loopback port with the rate limits off, runs N closed-loop clients for the given time (bounded: it
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -42,16 +43,24 @@ QUESTIONS = [
 ]
 
 
-def run_load(base: str, clients: int, seconds: float) -> tuple[list[float], Counter]:
+def fresh_questions(n: int = 20_000) -> list[str]:
+    """n distinct generated shop questions (bench/speed.py's), so that no text repeats within a round and
+    no per-text cache (typo repair, Kiwi analysis, topic check) answers for the work a new question costs."""
+    from bench.speed import asked_questions
+
+    return asked_questions(n, seed=5)
+
+
+def run_load(base: str, clients: int, seconds: float, questions: list[str] | None = None) -> tuple[list[float], Counter]:
     """Closed loop: each client asks, waits for the answer, asks the next question, until time is up.
 
     The clients are asyncio connections speaking plain HTTP/1.1 keep-alive, so that on a small
     machine the load generator takes little of the CPU the server needs (50 httpx threads took
     most of a core)."""
-    return asyncio.run(_load(base, clients, seconds))
+    return asyncio.run(_load(base, clients, seconds, questions or QUESTIONS))
 
 
-async def _load(base: str, clients: int, seconds: float) -> tuple[list[float], Counter]:
+async def _load(base: str, clients: int, seconds: float, questions: list[str]) -> tuple[list[float], Counter]:
     host, port = base.removeprefix("http://").split(":")
     latencies: list[float] = []
     statuses: Counter = Counter()
@@ -59,16 +68,16 @@ async def _load(base: str, clients: int, seconds: float) -> tuple[list[float], C
     requests = [
         b"POST /api/ask HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
         % (host.encode(), len(body), body)
-        for body in (json.dumps({"question": q}).encode() for q in QUESTIONS)
+        for body in (json.dumps({"question": q}).encode() for q in questions)
     ]
+    sent = itertools.count()  # one sequence for all clients: with fresh questions, each is asked once
 
-    async def client(n: int) -> None:
+    async def client() -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
         try:
-            i = n
             while time.monotonic() < deadline:
                 started = time.perf_counter()
-                writer.write(requests[i % len(requests)])
+                writer.write(requests[next(sent) % len(requests)])
                 try:
                     status = await _response_status(reader)
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -77,11 +86,10 @@ async def _load(base: str, clients: int, seconds: float) -> tuple[list[float], C
                     reader, writer = await asyncio.open_connection(host, int(port))
                 latencies.append(time.perf_counter() - started)
                 statuses[status] += 1
-                i += 1
         finally:
             writer.close()
 
-    await asyncio.gather(*(client(n) for n in range(clients)))
+    await asyncio.gather(*(client() for _ in range(clients)))
     return latencies, statuses
 
 
@@ -116,13 +124,13 @@ def wait_for_decision_model(base: str, timeout_s: float = 300) -> None:
         time.sleep(1)
 
 
-def encoder_batched_rate(seconds: float = 10.0) -> tuple[float, float]:
-    """Questions per second of the configured encoder alone, batches of 64, in this process, and the
-    CPU seconds it spent per question."""
+def encoder_batched_rate(seconds: float = 10.0, questions: list[str] | None = None) -> tuple[float, float]:
+    """Questions per second of the configured encoder alone, batches of 64 of the questions the load asks,
+    in this process, and the CPU seconds it spent per question."""
     from chatbot.encoder import load_encoder
 
     encoder = load_encoder(e5_settings().encoder)
-    batch = (QUESTIONS * 5)[:64]
+    batch = ((questions or QUESTIONS) * 64)[:64]
     encoder.encode_questions(batch)  # warm-up
     done, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
@@ -154,7 +162,8 @@ class Round:
 
 def one_round(args: argparse.Namespace) -> Round:
     settings = e5_settings()
-    rate_before, cpu_before = encoder_batched_rate()  # before and after the load: the machine's speed drifts over a run
+    questions = fresh_questions() if args.fresh else QUESTIONS
+    rate_before, cpu_before = encoder_batched_rate(questions=questions)  # before and after: the machine's speed drifts
     tmp = Path(tempfile.mkdtemp(prefix="faqbot-load-"))
     port = free_port()
     env = {
@@ -177,12 +186,12 @@ def one_round(args: argparse.Namespace) -> Round:
                 http.post(f"{base}/api/ask", json={"question": q})
                 single.append(time.perf_counter() - started)
         server_before, client_before = process_cpu_seconds(proc.pid), time.process_time()
-        latencies, statuses = run_load(base, args.clients, args.seconds)
+        latencies, statuses = run_load(base, args.clients, args.seconds, questions)
         server_after, client_cpu = process_cpu_seconds(proc.pid), time.process_time() - client_before
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    rate_after, cpu_after = encoder_batched_rate()
+    rate_after, cpu_after = encoder_batched_rate(questions=questions)
     rate, encoder_cpu = (rate_before + rate_after) / 2, (cpu_before + cpu_after) / 2
     throughput = len(latencies) / args.seconds
     lat = sorted(latencies)
@@ -215,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--question-cache", type=int, default=0,
                         help="the app's recent-question cache (encoder.question_cache); off by default: the clients "
                              "repeat 15 questions, and the ratio measures the encoder-bound path")
+    parser.add_argument("--fresh", action="store_true",
+                        help="every request asks a question not asked before (20,000 generated ones) instead of "
+                             "cycling through 15: what per-text caches cannot save")
     args = parser.parse_args(argv)
     rounds = []
     for number in range(1, args.rounds + 1):

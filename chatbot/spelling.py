@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
-from chatbot.text import get_kiwi
+from chatbot.text import analysis, get_kiwi
 
 _FIRST, _LAST = 0xAC00, 0xD7A3
 INITIALS = "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎ"
@@ -128,7 +128,7 @@ class Speller:
         if not self.doc_freq or not any(is_syllable(ch) for ch in text):
             return text
         out, at = [], 0
-        unknown = [t for t in get_kiwi().tokenize(text)
+        unknown = [t for t in analysis(text)
                    if t.oov and text[t.start : t.end] == t.form and t.form not in self.doc_freq]
         for token in unknown[:MAX_UNKNOWN]:
             fixed = self.fix(token.form)

@@ -34,13 +34,17 @@ from chatbot.settings import StoreSettings
 log = logging.getLogger(__name__)
 
 
+ROW_MODULES = ("text", "spelling", "lexical", "bm25", "retrieval", "fusion")  # beside this package: what makes the rows
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> str:
     """Part of the fingerprint: the source of the modules that make the training rows and the model (this
-    package, tokenisation, fusion), so a model saved by another version of them is rebuilt, not reused
-    (FORMAT caught only changes someone remembered to mark). Replicas running the same code agree."""
+    package, tokenisation, typo repair, keyword scoring, retrieval, fusion), so a model saved by another
+    version of them is rebuilt, not reused (FORMAT caught only changes someone remembered to mark). Replicas
+    running the same code agree."""
     package = Path(__file__).resolve().parent
-    files = sorted(package.glob("*.py")) + [package.parent / "text.py", package.parent / "fusion.py"]
+    files = sorted(package.glob("*.py")) + [package.parent / f"{name}.py" for name in ROW_MODULES]
     digest = hashlib.sha1()
     for path in files:
         try:
