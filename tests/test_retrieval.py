@@ -260,6 +260,18 @@ def test_the_keyword_side_respaces_only_a_question_typed_without_spaces(pipeline
     assert {"배송", "조회"} <= set(retriever.candidates("배송조회어떻게해요").tokens)
 
 
+def test_a_new_question_is_analysed_by_kiwi_once(pipeline, monkeypatch):
+    """Typo repair, the keyword tokens and the topic check read one analysis (each Kiwi call holds the GIL)."""
+    from kiwipiepy import Kiwi
+
+    question = "환불받으려면 영수증이 필요한가요 처음 묻는 질문"
+    seen: list[str] = []
+    original = Kiwi.tokenize
+    monkeypatch.setattr(Kiwi, "tokenize", lambda self, text, *a, **kw: seen.append(text) or original(self, text, *a, **kw))
+    pipeline.answerer.ask(question)
+    assert seen.count(question) == 1
+
+
 def test_the_retriever_reads_a_slip_as_the_store_word_on_both_sides(pipeline, monkeypatch):
     retriever = pipeline.retriever
     assert retriever.dense_text("쿠퐁은 어디에서 입력하나요?") == "쿠폰은 어디에서 입력하나요?"
