@@ -140,7 +140,7 @@ class Retriever:
         if mode == "hybrid":
             return [c.hit for c in self.candidates(question, k, where).grouped(k)]
         if mode == "lexical":
-            hits = self.lexical.search(self._lexical_text(question), self.settings.retrieval.candidates, where)
+            hits = self.lexical.search(self.lexical_text(question), self.settings.retrieval.candidates, where)
         else:
             hits = self._dense(question, where)
         if mode != "lexical" and self.settings.retrieval.doc_offset:
@@ -161,7 +161,7 @@ class Retriever:
         found.sort(key=lambda c: c.hit.score, reverse=True)
         return Candidates(question, tuple(tokens), tuple(found))
 
-    def _lexical_text(self, question: str) -> str:
+    def lexical_text(self, question: str) -> str:
         """The question as the keyword side reads it: typos repaired, and respaced by kiwi only when it was
         typed without spaces (text.spacing_correction). Kiwi tokenises a spaced question the same with or
         without respacing for 99.6 % of 6,399 questions (sample, checks, public sets); for the rest
@@ -280,7 +280,7 @@ class Retriever:
         return tokens, scores, top
 
     def _query_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> tuple[list[str], np.ndarray]:
-        tokens = index.query_tokens(self._lexical_text(question))
+        tokens = index.query_tokens(self.lexical_text(question))
         scores = index.scores(tokens)
         return tokens, scores * index.mask(where) if where else scores
 
