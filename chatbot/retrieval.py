@@ -198,6 +198,9 @@ class Retriever:
         the lexical query tokens and the candidates with their parts (no doc offset yet)."""
         weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
+        # Typo repair first, on this thread: both sides read the text it gives, and the keyword side then finds
+        # the question's Kiwi analysis made (started together, both threads analysed it now and then).
+        self.repaired(question)
         # The kiwi + BM25 side runs in a thread while the encoder works (it computes outside the GIL).
         lexical_job = self._side.submit(self._lexical_side, index, question, where, candidates)
         if vector is None:
