@@ -71,13 +71,19 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+ANALYSES_KEPT, KEPT_CHARS = 1024, 200  # a kept 2,000-character question's tokens take ~150 KB: only short texts are kept
+
+
 def analysis(text: str, typos: bool = False) -> tuple:
-    """Kiwi's tokens of a text, the most recent 4,096 kept: a question's typo check, keyword tokens and
-    topic check all read this one analysis (each call holds the GIL for ~0.1-0.4 ms)."""
+    """Kiwi's tokens of a text, those of the most recent 1,024 texts up to 200 characters kept: a question's
+    typo check, keyword tokens and topic check all read this one analysis (each call holds the GIL for
+    ~0.1-0.4 ms). A longer text, rare for a question, is analysed each time, so no client can fill memory."""
+    if len(text) > KEPT_CHARS:
+        return tuple(_kiwi(typos, active_dictionary()).tokenize(text))
     return _analysis(text, typos, active_dictionary())
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=ANALYSES_KEPT)
 def _analysis(text: str, typos: bool, dictionary: Dictionary) -> tuple:
     return tuple(_kiwi(typos, dictionary).tokenize(text))
 
