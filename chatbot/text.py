@@ -83,6 +83,11 @@ def analysis(text: str, typos: bool = False) -> tuple:
     return _analysis(text, typos, active_dictionary())
 
 
+def forget_analyses() -> None:
+    """Drop the kept analyses (a benchmark times what a new question's costs)."""
+    _analysis.cache_clear()
+
+
 @lru_cache(maxsize=ANALYSES_KEPT)
 def _analysis(text: str, typos: bool, dictionary: Dictionary) -> tuple:
     return tuple(_kiwi(typos, dictionary).tokenize(text))
