@@ -78,19 +78,20 @@ def analysis(text: str, typos: bool = False) -> tuple:
     """Kiwi's tokens of a text, those of the most recent 1,024 texts up to 200 characters kept: a question's
     typo check, keyword tokens and topic check all read this one analysis (each call holds the GIL for
     ~0.1-0.4 ms). A longer text, rare for a question, is analysed each time, so no client can fill memory."""
-    if len(text) > KEPT_CHARS:
-        return tuple(_kiwi(typos, active_dictionary()).tokenize(text))
-    return _analysis(text, typos, active_dictionary())
+    analyse = _kept_analysis if len(text) <= KEPT_CHARS else _analysis
+    return analyse(text, typos, active_dictionary())
 
 
 def forget_analyses() -> None:
     """Drop the kept analyses (a benchmark times what a new question's costs)."""
-    _analysis.cache_clear()
+    _kept_analysis.cache_clear()
 
 
-@lru_cache(maxsize=ANALYSES_KEPT)
 def _analysis(text: str, typos: bool, dictionary: Dictionary) -> tuple:
     return tuple(_kiwi(typos, dictionary).tokenize(text))
+
+
+_kept_analysis = lru_cache(maxsize=ANALYSES_KEPT)(_analysis)
 
 
 def morphemes(text: str, typos: bool = False) -> list[str]:
@@ -152,9 +153,15 @@ def names_a_topic(text: str) -> bool:
     """True when a text names something to look up. "언제요?", "뭐해?", "모르겠어요" name nothing: the
     nearest FAQ, which does, matched them at P 0.5–0.7 (a confident wrong answer); no question of the
     sample's evaluation sets that has an answer lacks such a word (the Answerer asks for the topic only
-    when the candidate names one). Read from the text's kept analysis (the keyword side made it)."""
+    when the candidate names one). Cached per text (and dictionary: its user words are nouns); a question's
+    reads the analysis the keyword side made, and a passage's (longer than analyses are kept) is made once."""
+    return _names_a_topic(normalise(text), active_dictionary())
+
+
+@lru_cache(maxsize=4096)
+def _names_a_topic(text: str, dictionary: Dictionary) -> bool:
     return any(token.tag.split("-")[0] in TOPIC_TAGS and not _JAMO_ONLY.fullmatch(token.form)
-               for token in analysis(normalise(text)))
+               for token in analysis(text))
 
 
 _HANGUL = re.compile(f"[{_JAMO}\uac00-\ud7a3]")  # jamo or syllables

@@ -56,12 +56,12 @@ def test_a_question_is_foreign_when_it_has_latin_words_and_no_hangul():
 def test_only_short_texts_keep_their_analysis():
     """A question's Kiwi analysis is kept for the other steps that read it, but not a long text's: anonymous
     clients must not be able to fill memory with them."""
-    from chatbot.text import KEPT_CHARS, _analysis, analysis
+    from chatbot.text import KEPT_CHARS, _kept_analysis, analysis
 
     short, long = "교환 신청은 어디서 하나요 분석 보관 시험", "배송 문의 " * (KEPT_CHARS // 5)
     assert len(long) > KEPT_CHARS
-    before = _analysis.cache_info().currsize
+    before = _kept_analysis.cache_info().currsize
     assert analysis(short) is analysis(short)
-    assert _analysis.cache_info().currsize == before + 1
+    assert _kept_analysis.cache_info().currsize == before + 1
     assert [t.form for t in analysis(long)][:2] == ["배송", "문의"]
-    assert _analysis.cache_info().currsize == before + 1
+    assert _kept_analysis.cache_info().currsize == before + 1
