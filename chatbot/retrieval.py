@@ -166,8 +166,7 @@ class Retriever:
         typed without spaces (text.spacing_correction). Kiwi tokenises a spaced question the same with or
         without respacing for 99.6 % of 6,399 questions (sample, checks, public sets); for the rest
         respacing split store words ("반품비" → 반품 + 비), and the call held the GIL on every question."""
-        question = self.repaired(question)
-        return correct_spacing(question) if self.settings.text.spacing_correction and is_unspaced(question) else question
+        return self._read(question, self.settings.text.spacing_correction)
 
     def repaired(self, question: str) -> str:
         """The question with typos in the store's own words repaired (text.typo_repair; "배숑 기간" →
@@ -178,10 +177,12 @@ class Retriever:
         """The question as the encoder reads it: typos in store words repaired, and respaced by kiwi when it
         was typed without spaces (text.respace_unspaced; "배송비얼마예요" → "배송비 얼마예요"). Well-spaced
         questions go in as typed: respacing every question cost dense top-1 on the public chatbot split."""
+        return self._read(question, self.settings.text.respace_unspaced)
+
+    def _read(self, question: str, respace: bool) -> str:
+        """The question repaired, and respaced when asked to and typed without spaces: both sides' rule."""
         question = self.repaired(question)
-        if self.settings.text.respace_unspaced and is_unspaced(question):
-            return correct_spacing(question)
-        return question
+        return correct_spacing(question) if respace and is_unspaced(question) else question
 
     def question_vectors(self, questions: list[str]) -> np.ndarray:
         """Vectors of several questions in one batched call (one question: the encoder's cache or micro-batch),
