@@ -12,7 +12,8 @@ import pytest
 
 from chatbot import onnx_encoder
 from chatbot.encoder import Encoder, _load_cached
-from chatbot.onnx_encoder import INT8_FILE, MODEL_FILE, WEIGHTS_SUFFIX, OnnxUnavailableError, onnx_dir
+from chatbot.onnx_encoder import (FUSED_FILE, INT8_FILE, MODEL_FILE, WEIGHTS_SUFFIX, OnnxUnavailableError, fused_graph,
+                                  onnx_dir)
 from chatbot.settings import EncoderSettings
 
 SUBJECTS = ["배송", "환불", "교환", "쿠폰", "비밀번호", "회원 탈퇴", "적립금", "주문 취소", "영수증", "고객센터",
@@ -64,6 +65,60 @@ def test_e5_onnx_matches_torch(e5_dir):
     onnx, torch = _load(e5_dir, backend="onnx"), _load(e5_dir, backend="torch")
     _assert_same_vectors(onnx, torch, korean_sentences())
     assert onnx.identity() == torch.identity()
+
+
+def _runs_on_fused(encoder: Encoder) -> list[bool]:
+    """Records, for each ONNX run from now on, whether the fused graph's session ran it."""
+    runs: list[bool] = []
+    original = encoder.onnx._run
+    encoder.onnx._run = lambda rows, session=None: runs.append(
+        session is not None and session is encoder.onnx.fused_session) or original(rows, session)
+    return runs
+
+
+def test_one_text_runs_on_the_fused_graph_with_the_same_vectors(tiny_model_dir):
+    """onnxruntime's transformer fusions make one question faster and batches slower: one-text calls run on
+    the fused graph, calls of several on the plain one, and both give the same vectors."""
+    encoder = _load(tiny_model_dir, backend="onnx")
+    assert encoder.onnx.fused_session is not None and (onnx_dir(tiny_model_dir) / FUSED_FILE).is_file()
+    runs = _runs_on_fused(encoder)
+    texts = korean_sentences()
+    one_by_one = np.vstack([encoder.encode_questions([t]) for t in texts])
+    assert runs == [True] * len(texts)
+    runs.clear()
+    together = encoder.encode_questions(texts)
+    assert runs and not any(runs)
+    assert np.sum(one_by_one * together, axis=1).min() >= 0.9999
+
+
+def test_a_fused_graph_giving_other_vectors_is_not_served(tiny_model_dir, tmp_path, caplog):
+    """The fusions match patterns; a graph they misread (here: its weights scaled, as a wrong fusion would
+    change them) is caught by the probe at load, and one-text calls stay on the plain graph."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("onnx"))
+    right = _load(copy, backend="onnx")
+    assert fused_graph(onnx_dir(copy) / MODEL_FILE, heads=2, hidden=32) == onnx_dir(copy) / FUSED_FILE
+    weights = np.memmap(onnx_dir(copy) / (FUSED_FILE + WEIGHTS_SUFFIX), dtype=np.float32, mode="r+")
+    weights *= 1.5
+    weights.flush()
+    del weights
+    with caplog.at_level(logging.WARNING, logger="chatbot.onnx_encoder"):
+        wrong = _load(copy, backend="onnx")
+    assert wrong.onnx.fused_session is None
+    assert "gives other vectors" in caplog.text
+    texts = korean_sentences(40)
+    assert np.allclose(np.vstack([wrong.encode_questions([t]) for t in texts]), right.encode_questions(texts), atol=1e-5)
+
+
+@pytest.mark.e5
+def test_e5_one_question_on_the_fused_graph_matches_torch(e5_dir):
+    onnx, torch = _load(e5_dir, backend="onnx"), _load(e5_dir, backend="torch")
+    assert onnx.onnx.fused_session is not None  # e5-small's 12 attention blocks are fused
+    texts = korean_sentences()
+    cosines = [float(onnx.encode_questions([t])[0] @ torch.encode_questions([t])[0]) for t in texts]
+    assert min(cosines) >= 0.9999, (min(cosines), texts[int(np.argmin(cosines))])
 
 
 @pytest.mark.e5
@@ -249,17 +304,19 @@ def test_lanes_split_calls_and_give_the_same_vectors(tiny_model_dir):
     lanes, single = _load(tiny_model_dir, backend="onnx", onnx_lanes=2), _load(tiny_model_dir, backend="onnx", onnx_lanes=1)
     assert (lanes.onnx.lanes, single.onnx.lanes) == (2, 1)
     _assert_same_vectors(lanes, single, korean_sentences())
-    runs: list[tuple[int, bool]] = []
+    runs: list[tuple[int, object]] = []
     original = lanes.onnx._run
-    lanes.onnx._run = lambda rows, session=None: runs.append((len(rows), session is not None)) or original(rows, session)
+    lanes.onnx._run = lambda rows, session=None: runs.append((len(rows), session)) or original(rows, session)
     texts = korean_sentences(80)
     for n in (1, 7, 20, 80):
         runs.clear()
         lanes.encode_passages(texts[:n])
-        if n < 8:  # too few to split: one run on the main (all-core) session
-            assert runs == [(n, False)], n
+        if n == 1:  # one text: the fused graph (all cores)
+            assert runs == [(1, lanes.onnx.fused_session)] and lanes.onnx.fused_session is not None
+        elif n < 8:  # too few to split: one run on the main (all-core) session
+            assert runs == [(n, None)], n
         else:  # cut into at least one batch per lane, at most batch_size (32) each, all on the one-thread session
-            assert sum(size for size, _ in runs) == n and all(on_lane for _, on_lane in runs), runs
+            assert sum(size for size, _ in runs) == n and all(s is lanes.onnx._lane_session for _, s in runs), runs
             assert len(runs) == max(2, -(-n // 32)) and max(size for size, _ in runs) <= 32, runs
 
 
