@@ -4,7 +4,10 @@
     python bench/encoder_backends.py --rounds 4 --out bench/results/encoder_backends.md
 
 ORT fp32 runs twice: as one all-core run per call, and as the default, where a call of several texts
-is split over one single-threaded run per core side by side (chatbot/onnx_encoder.py, "lanes").
+is split over one single-threaded run per core side by side (chatbot/onnx_encoder.py, "lanes"). Both
+run one question on the graph with onnxruntime's transformer fusions (`fused_graph`). Two more rows show
+what the export is compared with: the same graph without the fused one for single questions, and the graph
+`torch.export` gives (the product's export before 2026-11-28), both with lanes.
 Per backend, in interleaved rounds so every backend sees the same machine load:
   * one question: p50 latency of `encode_questions([q])` (micro-batching off: this is the raw call);
   * questions/s: batches of 64 short questions (data/questions.csv);
@@ -19,18 +22,21 @@ import argparse
 import csv
 import os
 import statistics
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import e5_settings, emit, markdown_table  # noqa: E402
 from chatbot.encoder import Encoder, load_encoder  # noqa: E402
-from chatbot.onnx_encoder import OnnxEncoder  # noqa: E402
+from chatbot.onnx_encoder import MODEL_FILE, OnnxEncoder, export_onnx  # noqa: E402
 from chatbot.settings import PROJECT_ROOT  # noqa: E402
 
 DATA = PROJECT_ROOT / "data"
@@ -54,7 +60,7 @@ def faq_questions() -> tuple[list[str], list[str], list[str]]:
     return texts, ids, answers
 
 
-def encoders(int8: bool) -> dict[str, Encoder]:
+def encoders(int8: bool, scratch: Path) -> dict[str, Encoder]:
     """One torch model shared by all rows; ONNX rows add their session next to it."""
     settings = e5_settings(encoder={"backend": "torch", "micro_batch_max": 1, "device": "cpu"})
     torch = load_encoder(settings.encoder)
@@ -64,10 +70,23 @@ def encoders(int8: bool) -> dict[str, Encoder]:
                                                             OnnxEncoder.for_model(torch.model, folder, lanes=1)),
             "ORT fp32 (default: batches on one-thread lanes)": Encoder(torch.model, torch.resolved, torch.settings,
                                                                        OnnxEncoder.for_model(torch.model, folder))}
+    plain = OnnxEncoder.for_model(torch.model, folder)
+    plain.fused_session = None
+    rows["ORT fp32 lanes, no fused graph for one question"] = Encoder(torch.model, torch.resolved, torch.settings, plain)
+    rows["ORT fp32 lanes, torch.export graph"] = Encoder(torch.model, torch.resolved, torch.settings,
+                                                          dynamo_export(torch, scratch))
     if int8:
         rows["ORT int8"] = Encoder(torch.model, torch.resolved, torch.settings,
                                    OnnxEncoder.for_model(torch.model, folder, int8=True))
     return rows
+
+
+def dynamo_export(torch: Encoder, directory: Path) -> OnnxEncoder:
+    """The model exported by torch.export (dynamo) into a scratch folder, served as the product serves its export."""
+    path = export_onnx(torch.model, directory / MODEL_FILE, traced=False)
+    tokenizer = Tokenizer.from_str(torch.model.tokenizer.backend_tokenizer.to_str())
+    return OnnxEncoder(path, tokenizer, int(torch.model.tokenizer.pad_token_id or 0), int(torch.model.max_seq_length),
+                       lanes=os.cpu_count() or 1)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -89,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     stored, stored_ids, answers = faq_questions()
     question_batch = (questions * 2)[:BATCH]
     passage_batch = (answers * 2)[:BATCH]
-    rows = encoders(not args.no_int8)
+    scratch = Path(tempfile.mkdtemp(prefix="faqbot-backends-"))
+    rows = encoders(not args.no_int8, scratch)
     for encoder in rows.values():  # warm-up: first calls allocate
         encoder.encode_questions(question_batch[:8])
 
@@ -129,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                        table),
     ])
     emit(report, args.out)
+    shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -96,13 +96,13 @@ def onnx_dir(folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ export
-def export_onnx(model, target: Path) -> Path:
+def export_onnx(model, target: Path, traced: bool = True) -> Path:
     """Export ``model`` (a SentenceTransformer) to ``target``; inputs ids + mask, output the pooled vector.
 
     torch's tracing exporter first, with the transformer's plain ("eager") attention: ONNX Runtime fuses
     that graph better than the one ``torch.export`` gives (e5-small, the same vectors to cosine 0.9999998:
     batches of 64 ~15 % faster, one question ~5 % faster; bench/encoder_backends.py). ``torch.export``
-    (dynamo) is the fallback for a model the tracer cannot follow."""
+    (dynamo) is the fallback for a model the tracer cannot follow (traced=False: the only way, for comparisons)."""
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - torch is a dependency
@@ -129,13 +129,14 @@ def export_onnx(model, target: Path) -> Path:
             staged = Path(tmp) / target.name
             with torch.no_grad(), _quiet("onnx_ir", "onnxscript", "torch.onnx"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer warns about every Python-level branch it fixes
+                how = "traced"
                 try:
+                    if not traced:
+                        raise OnnxUnavailableError("the torch.export graph was asked for")
                     with _eager_attention(model):
                         _traced_export(torch, _Forward(model).eval(), args, staged)
-                    how = "traced"
                 except Exception as exc:  # noqa: BLE001 - any tracer failure: the other exporter may still work
-                    log.info("the tracing ONNX exporter failed for this model (%s: %s); using torch.export",
-                             type(exc).__name__, exc)
+                    log.info("not the tracing ONNX exporter (%s: %s); using torch.export", type(exc).__name__, exc)
                     _dynamo_export(torch, _Forward(model).eval(), args, staged)
                     how = "torch.export"
             os.replace(staged, target)  # atomic: a reader never sees half a file
