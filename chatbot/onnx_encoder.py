@@ -10,10 +10,11 @@ The file is cached per model *content*: inside the model folder (``onnx/<key>/``
 else under ``$FAQBOT_CACHE_DIR/onnx/<key>/`` (default ``~/.cache/faqbot``). A retrained folder has other
 weights, so it gets its own export on first use.
 
-Graph optimisation: ORT's session-level ``ORT_ENABLE_ALL``. ``onnxruntime.transformers.optimizer``
-(model_type bert, 12 heads, hidden 384) was measured and is not used: on the traced graph it fuses all
-12 attention blocks, which makes one question 5-10 % faster but batches ~13 % slower than ORT's own
-fusions (one-thread lanes, e5-small); on a ``torch.export`` graph it fused no attention at all.
+Graph optimisation: ORT's session-level ``ORT_ENABLE_ALL`` on every graph. For calls of one text, a
+second graph made with ``onnxruntime.transformers.optimizer`` (each attention block one operator) runs
+instead (fused_graph): on e5-small it is ~10 % faster for one question and ~12 % slower for batches on
+the one-thread lanes than the plain graph with ORT's own fusions. On a ``torch.export`` graph the
+optimiser fused no attention at all, which is one reason the export traces the model.
 """
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def export_onnx(model, target: Path, traced: bool = True) -> Path:
 
     torch's tracing exporter first, with the transformer's plain ("eager") attention: ONNX Runtime fuses
     that graph better than the one ``torch.export`` gives (e5-small, the same vectors to cosine 0.9999998:
-    batches of 64 ~15 % faster, one question ~5 % faster; bench/encoder_backends.py). ``torch.export``
+    batches of 64 questions ~12 % faster, of passages ~25 %, one question ~8 %; bench/encoder_backends.py). ``torch.export``
     (dynamo) is the fallback for a model the tracer cannot follow (traced=False: the only way, for comparisons)."""
     try:
         import torch
@@ -243,7 +244,7 @@ def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
 def fused_graph(path: Path, heads: int | None, hidden: int | None) -> Path | None:
     """The graph of ``path`` with onnxruntime's transformer fusions (attention, skip layer norms, bias GELU),
     made beside it once (~12 s for e5-small, no torch). Why only for one-text calls: on e5-small it runs one
-    question ~15 % faster than the plain graph, but batches on the one-thread lanes ~13 % slower
+    question ~10 % faster than the plain graph, but batches on the one-thread lanes ~12 % slower
     (bench/encoder_backends.py). None where it cannot be made: an unknown attention shape, a model whose
     attention the fusions do not recognise (remembered beside it), a read-only cache, an optimiser error."""
     target = path.with_name(FUSED_FILE)
@@ -381,10 +382,9 @@ class OnnxEncoder:
         tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
         pad_id = int(model.tokenizer.pad_token_id or 0)
         own_limit = int(getattr(model, OWN_LIMIT_ATTRIBUTE, model.max_seq_length))  # before the configured cap
-        _save_serving_info(path.parent, tokenizer, pad_id, own_limit, int(model.get_embedding_dimension()),
-                           _attention_shape(model))
-        info = json.loads((path.parent / SERVING_FILE).read_text(encoding="utf-8")) if not int8 else {}
-        return cls._load(path, tokenizer, pad_id, int(model.max_seq_length), lanes, info)
+        shape = _attention_shape(model)
+        _save_serving_info(path.parent, tokenizer, pad_id, own_limit, int(model.get_embedding_dimension()), shape)
+        return cls._load(path, tokenizer, pad_id, int(model.max_seq_length), lanes, {} if int8 else shape)
 
     @classmethod
     def from_cache(cls, folder: Path, max_seq_length: int, int8: bool = False, lanes: int = 0
@@ -410,8 +410,9 @@ class OnnxEncoder:
         return cls._load(path, tokenizer, pad_id, min(max_seq_length, own_limit), lanes, {} if int8 else info), dimension
 
     @classmethod
-    def _load(cls, path: Path, tokenizer, pad_id: int, max_seq_length: int, lanes: int, info: dict) -> "OnnxEncoder":
-        """info: the serving file's content; its attention shape lets one-text calls run on the fused graph."""
+    def _load(cls, path: Path, tokenizer, pad_id: int, max_seq_length: int, lanes: int, info: dict[str, int]
+              ) -> "OnnxEncoder":
+        """info: the model's attention shape (as the serving file holds it), which the fused graph needs."""
         try:
             fused = fused_graph(path, info.get("attention_heads"), info.get("hidden_size"))
             return cls(path, tokenizer, pad_id, max_seq_length, lanes=lanes or _cores(), fused=fused)
