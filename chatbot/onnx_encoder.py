@@ -232,7 +232,7 @@ def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
     directory = onnx_dir(folder)
     fp32 = directory / MODEL_FILE
     if not fp32.exists():
-        log.info("No ONNX export of %s yet; exporting into %s (once, ~20 s for e5-small)", folder, directory)
+        log.info("No ONNX export of %s yet; exporting into %s (once, ~25 s for e5-small with its fused graph)", folder, directory)
         export_onnx(model, fp32)
         (directory / "export.json").write_text(json.dumps({"source": str(folder), "format": EXPORT_FORMAT}) + "\n")
     if not int8:
