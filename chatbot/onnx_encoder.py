@@ -103,7 +103,8 @@ def export_onnx(model, target: Path, traced: bool = True) -> Path:
     torch's tracing exporter first, with the transformer's plain ("eager") attention: ONNX Runtime fuses
     that graph better than the one ``torch.export`` gives (e5-small, the same vectors to cosine 0.9999998:
     batches of 64 questions ~12 % faster, of passages ~25 %, one question ~8 %; bench/encoder_backends.py). ``torch.export``
-    (dynamo) is the fallback for a model the tracer cannot follow (traced=False: the only way, for comparisons)."""
+    (dynamo) is the fallback for a model the tracer cannot follow (traced=False: the only way, for comparisons),
+    and for a torch that no longer has the tracer (2.13 marks it deprecated)."""
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - torch is a dependency
