@@ -336,8 +336,8 @@ class OnnxEncoder:
         # main session (+~90 MB instead of +~470 MB when the weights could not be mapped). Two one-thread runs
         # side by side encode batches 4-25 % faster than one two-thread run (64 to 2,048 texts a call), and lose less when other threads (Chroma
         # writes, the rest of a question) take a core: a two-thread run waits at every step for its slower
-        # half (bench/encoder_backends.py, bench/api_load.py). A lone short text keeps the main session: on
-        # one thread it takes ~2.5 ms longer.
+        # half (bench/encoder_backends.py, bench/api_load.py). A lone text runs on all cores (the fused
+        # graph's session when there is one, else the main one): on one thread it takes ~2.5 ms longer.
         self.lanes = lanes
         self._lane_session = (ort.InferenceSession(str(path), _options(1, shared), providers=["CPUExecutionProvider"])
                               if lanes > 1 else None)
