@@ -437,10 +437,9 @@ class OnnxEncoder:
         batches = [[encodings[i].ids for i in order[a:b]] for a, b in zip(cuts, cuts[1:])]
         if lanes > 1:
             runs = self._on_lanes(batches)
-        elif len(texts) == 1 and self.fused_session is not None:
-            runs = iter([self._run(batches[0], self.fused_session)])
-        else:
-            runs = map(self._run, batches)
+        else:  # one text: the fused graph's session where there is one; _run falls back to the main session
+            session = self.fused_session if len(texts) == 1 else None
+            runs = (self._run(batch, session) for batch in batches)
         if show_progress:
             from tqdm.auto import tqdm
 
