@@ -30,13 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import e5_settings, emit, markdown_table  # noqa: E402
 from chatbot.encoder import Encoder, load_encoder  # noqa: E402
-from chatbot.onnx_encoder import MODEL_FILE, OnnxEncoder, export_onnx  # noqa: E402
+from chatbot.onnx_encoder import MODEL_FILE, OnnxEncoder, export_onnx, model_tokenizer  # noqa: E402
 from chatbot.settings import PROJECT_ROOT  # noqa: E402
 
 DATA = PROJECT_ROOT / "data"
@@ -84,9 +83,8 @@ def encoders(int8: bool, scratch: Path) -> dict[str, Encoder]:
 def dynamo_export(torch: Encoder, directory: Path) -> OnnxEncoder:
     """The model exported by torch.export (dynamo) into a scratch folder, served as the product serves its export."""
     path = export_onnx(torch.model, directory / MODEL_FILE, traced=False)
-    tokenizer = Tokenizer.from_str(torch.model.tokenizer.backend_tokenizer.to_str())
-    return OnnxEncoder(path, tokenizer, int(torch.model.tokenizer.pad_token_id or 0), int(torch.model.max_seq_length),
-                       lanes=os.cpu_count() or 1)
+    tokenizer, pad_id = model_tokenizer(torch.model)
+    return OnnxEncoder(path, tokenizer, pad_id, int(torch.model.max_seq_length), lanes=os.cpu_count() or 1)
 
 
 def timed(fn: Callable[[], object]) -> float:

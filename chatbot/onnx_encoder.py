@@ -274,6 +274,14 @@ def fused_graph(path: Path, heads: int | None, hidden: int | None) -> Path | Non
     return target
 
 
+def model_tokenizer(model) -> tuple:  # noqa: ANN001 - a SentenceTransformer; (tokenizers.Tokenizer, pad id)
+    """A copy of the model's tokenizer for this encoder's own use, and its pad id: transformers re-configures
+    its backend tokenizer on every call, which is not thread-safe."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str()), int(model.tokenizer.pad_token_id or 0)
+
+
 def _attention_shape(model) -> dict[str, int]:  # noqa: ANN001 - a SentenceTransformer
     """Attention heads and hidden size of the model's transformer (what the fusions need); {} if it names none."""
     for module in model.modules():
@@ -376,12 +384,8 @@ class OnnxEncoder:
     def for_model(cls, model, folder: Path, int8: bool = False, lanes: int = 0) -> "OnnxEncoder":
         """Export-if-needed and load, for a loaded SentenceTransformer ``model`` read from ``folder``
         (lanes 0 = one per core)."""
-        from tokenizers import Tokenizer
-
         path = ensure_onnx_file(model, folder, int8)
-        # A copy: transformers re-configures its backend tokenizer on every call, which is not thread-safe.
-        tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
-        pad_id = int(model.tokenizer.pad_token_id or 0)
+        tokenizer, pad_id = model_tokenizer(model)
         own_limit = int(getattr(model, OWN_LIMIT_ATTRIBUTE, model.max_seq_length))  # before the configured cap
         shape = _attention_shape(model)
         _save_serving_info(path.parent, tokenizer, pad_id, own_limit, int(model.get_embedding_dimension()), shape)
