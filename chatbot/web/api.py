@@ -4,6 +4,7 @@ Every refusal is a 4xx/503 JSON body {"detail": "Korean message (English)"}, nev
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -196,10 +197,12 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
         return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=getattr(exc, "headers", None))
 
     @app.post("/api/ask", response_model=AskResponse, tags=["chat"])
-    def ask(request: AskRequest) -> dict[str, Any]:  # def: runs in the threadpool, retrieval blocks
-        answer, question_id = service.ask(
-            request.question, k=request.k, category=request.category, mode=request.mode, channel="api",
-        )
+    async def ask(request: AskRequest) -> dict[str, Any]:
+        # Retrieval blocks, so it runs on a request thread; the handler itself is async because FastAPI checks
+        # a sync handler's response on a second trip through the thread pool (one more hand-off per question).
+        answer, question_id = await anyio.to_thread.run_sync(functools.partial(
+            service.ask, request.question, k=request.k, category=request.category, mode=request.mode, channel="api",
+        ))
         faq_source = answer.sources[0].get("source") if answer.faq_id and answer.sources else None
         return {**answer.to_dict(), "faq_source": faq_source, "mode": request.mode or service.mode, "question_id": question_id}
 
