@@ -294,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     encoder_overrides: dict[str, Any] = {"question_cache": 0, **({"model": args.model} if args.model else {})}
     settings = e5_settings(encoder=encoder_overrides)
     encoder = load_encoder(settings.encoder)
+    if encoder.onnx is not None:
+        encoder.onnx.wait_fused()  # a first export makes its fused graph in the background: time what is served after it
     torch_encoder = None
     if encoder.backend != "torch":
         torch_encoder = load_encoder(settings.encoder.model_copy(update={"backend": "torch", "micro_batch_max": 1}))
