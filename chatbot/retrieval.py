@@ -21,7 +21,7 @@ from chatbot.modes import MODES, Mode
 from chatbot.records import Hit
 from chatbot.settings import Settings
 from chatbot.store import Store
-from chatbot.text import correct_spacing, is_unspaced
+from chatbot.text import correct_spacing, is_foreign, is_unspaced
 
 __all__ = ["MODES", "Candidate", "Candidates", "Mode", "Retriever", "group_hits", "kth_score", "with_doc_offset"]
 log = logging.getLogger(__name__)
@@ -143,9 +143,17 @@ class Retriever:
             hits = self.lexical.search(self.lexical_text(question), self.settings.retrieval.candidates, where)
         else:
             hits = self._dense(question, where)
-        if mode != "lexical" and self.settings.retrieval.doc_offset:
-            hits = [with_doc_offset(h, self.settings.retrieval.doc_offset) for h in hits]
+        offset = self.doc_offset(question)
+        if mode != "lexical" and offset:
+            hits = [with_doc_offset(h, offset) for h in hits]
         return group_hits(hits, k)
+
+    def doc_offset(self, question: str) -> float:
+        """retrieval.doc_offset for this question: none for a question in another language ("How much is shipping?").
+        The offset lifts Korean passages to the scale of Korean question-to-question cosines; a question in another
+        language meets both across languages, where e5 leaves no such gap, and the offset put long passages above the
+        right FAQ (English check questions, data/checks/)."""
+        return 0.0 if is_foreign(question) else self.settings.retrieval.doc_offset
 
     def candidates(self, question: str, k: int | None = None, where: dict[str, Any] | None = None,
                    vector: np.ndarray | None = None) -> Candidates:
@@ -155,7 +163,7 @@ class Retriever:
         when the caller encoded it already (in a batch with others)."""
         k = k or self.settings.retrieval.top_k
         tokens, found = self._hybrid(question, where, k, vector)
-        offset = self.settings.retrieval.doc_offset
+        offset = self.doc_offset(question)
         if offset:
             found = [c if (hit := with_doc_offset(c.hit, offset)) is c.hit else replace(c, hit=hit) for c in found]
         found.sort(key=lambda c: c.hit.score, reverse=True)
@@ -217,7 +225,7 @@ class Retriever:
         seen = {h.record_id for h in fused}
         extra = [i for i in lexical_top if index.records.ids[i] not in seen]
         ceiling = fusion.cosine_ceiling(nearest, candidates)
-        floor = fusion.pruning_floor(fused, k, self.settings.retrieval.doc_offset)
+        floor = fusion.pruning_floor(fused, k, self.doc_offset(question))
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
         ids = {i: index.records.ids[i] for i in extra}
         extra_cosines = self.cosines(list(ids.values()), vector)

