@@ -13,8 +13,9 @@ weights, so it gets its own export on first use.
 Graph optimisation: ORT's session-level ``ORT_ENABLE_ALL`` on every graph. For calls of one text, a
 second graph made with ``onnxruntime.transformers.optimizer`` (each attention block one operator) runs
 instead (fused_graph, made in the background on first use): on e5-small it is ~10 % faster for one
-question and ~12 % slower for batches on the one-thread lanes than the plain graph with ORT's own fusions. On a ``torch.export`` graph the
-optimiser fused no attention at all, which is one reason the export traces the model.
+question and ~12 % slower for batches on the one-thread lanes than the plain graph with ORT's own fusions.
+On a ``torch.export`` graph the optimiser fused no attention at all, which is one reason the export traces
+the model.
 """
 from __future__ import annotations
 
@@ -235,7 +236,8 @@ def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
     directory = onnx_dir(folder)
     fp32 = directory / MODEL_FILE
     if not fp32.exists():
-        log.info("No ONNX export of %s yet; exporting into %s (once, ~10 s for e5-small; its fused graph follows in the background)", folder, directory)
+        log.info("No ONNX export of %s yet; exporting into %s (once, ~10 s for e5-small; its fused graph follows in "
+                 "the background)", folder, directory)
         export_onnx(model, fp32)
         (directory / "export.json").write_text(json.dumps({"source": str(folder), "format": EXPORT_FORMAT}) + "\n")
     if not int8:

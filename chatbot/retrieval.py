@@ -149,10 +149,10 @@ class Retriever:
         return group_hits(hits, k)
 
     def doc_offset(self, question: str) -> float:
-        """retrieval.doc_offset for this question: none for a question in another language ("How much is shipping?").
-        The offset lifts Korean passages to the scale of Korean question-to-question cosines; a question in another
-        language meets both across languages, where e5 leaves no such gap, and the offset put long passages above the
-        right FAQ (English check questions, data/checks/)."""
+        """retrieval.doc_offset for this question; none for a question in another language ("How much is
+        shipping?"). The offset lifts Korean passages to the scale of Korean question-to-question cosines; a
+        question in another language meets both across languages, where e5 leaves no such gap, and the offset put
+        long passages above the right FAQ (the English check questions in data/checks/)."""
         return 0.0 if is_foreign(question) else self.settings.retrieval.doc_offset
 
     def candidates(self, question: str, k: int | None = None, where: dict[str, Any] | None = None,
