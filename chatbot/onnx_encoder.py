@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
-_FUSING: dict[Path, threading.Lock] = {}  # per exported graph: its fused graph is being made (fuse_in_background)
-_FUSING_LOCK = threading.Lock()
+_FUSING = threading.Lock()  # one fused graph made at a time (fuse_in_background): a second encoder finds it made
 
 EXPORT_FORMAT = 2  # bump when the exported graph changes: older files are then exported again
 MODEL_FILE = "model.onnx"
@@ -372,9 +371,7 @@ class OnnxEncoder:
         leaving a half-written one in the cache."""
 
         def fuse() -> None:
-            with _FUSING_LOCK:  # one graph made at a time: encoders loaded meanwhile find the file made
-                lock = _FUSING.setdefault(self.path.resolve(), threading.Lock())
-            with lock:
+            with _FUSING:
                 fused = fused_graph(self.path, heads, hidden)
             if fused is not None:
                 self.fused_session = self._fused_session(fused, self._threads)
@@ -450,12 +447,12 @@ class OnnxEncoder:
         graph made before is served at once; one not made yet is made in the background."""
         made = path.with_name(FUSED_FILE)
         fused = path.name == MODEL_FILE  # the int8 graph has none: the fp32 one beside it gives other vectors
+        ready = fused and made.exists()
         try:
-            encoder = cls(path, tokenizer, pad_id, max_seq_length, lanes=lanes or _cores(),
-                          fused=made if fused and made.exists() else None)
+            encoder = cls(path, tokenizer, pad_id, max_seq_length, lanes=lanes or _cores(), fused=made if ready else None)
         except Exception as exc:  # onnxruntime raises its own exception types for graphs it cannot load
             raise OnnxUnavailableError(f"onnxruntime could not load {path}: {type(exc).__name__}: {exc}") from exc
-        if fused and not made.exists():  # fused_graph decides whether one can be made at all
+        if fused and not ready:  # fused_graph decides whether one can be made at all
             encoder.fuse_in_background(info.get("attention_heads"), info.get("hidden_size"))
         return encoder
 

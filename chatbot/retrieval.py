@@ -162,8 +162,8 @@ class Retriever:
         groups the keyword-only candidates are pruned against (search()'s k). vector: the question's,
         when the caller encoded it already (in a batch with others)."""
         k = k or self.settings.retrieval.top_k
-        tokens, found = self._hybrid(question, where, k, vector)
         offset = self.doc_offset(question)
+        tokens, found = self._hybrid(question, where, k, offset, vector)
         if offset:
             found = [c if (hit := with_doc_offset(c.hit, offset)) is c.hit else replace(c, hit=hit) for c in found]
         found.sort(key=lambda c: c.hit.score, reverse=True)
@@ -201,10 +201,11 @@ class Retriever:
         vector = self.question_vectors([question])[0]
         return self.store.query(vector, self.settings.retrieval.candidates, where)
 
-    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int, vector: np.ndarray | None = None
-                ) -> tuple[list[str], list[Candidate]]:
+    def _hybrid(self, question: str, where: dict[str, Any] | None, k: int, offset: float,
+                vector: np.ndarray | None = None) -> tuple[list[str], list[Candidate]]:
         """(1 − w)·cosine + w·BM25 coverage over the union of both candidate lists (see chatbot.fusion);
-        the lexical query tokens and the candidates with their parts (no doc offset yet)."""
+        the lexical query tokens and the candidates with their parts (no doc offset yet: the caller adds
+        ``offset``, the question's doc_offset, which the pruning floor allows for)."""
         weight, candidates = self.settings.retrieval.lexical_weight, self.settings.retrieval.candidates
         index = self.lexical
         # Typo repair first, on this thread: both sides read the text it gives, and the keyword side then finds
@@ -225,7 +226,7 @@ class Retriever:
         seen = {h.record_id for h in fused}
         extra = [i for i in lexical_top if index.records.ids[i] not in seen]
         ceiling = fusion.cosine_ceiling(nearest, candidates)
-        floor = fusion.pruning_floor(fused, k, self.doc_offset(question))
+        floor = fusion.pruning_floor(fused, k, offset)
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
         ids = {i: index.records.ids[i] for i in extra}
         extra_cosines = self.cosines(list(ids.values()), vector)
