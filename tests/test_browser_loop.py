@@ -30,6 +30,17 @@ def server(tmp_path_factory, tiny_model_dir):
         yield server
 
 
+def _wait_unlocked(page, server) -> None:
+    """The unlock message; on a timeout the failure names what the page showed instead and the server's last lines."""
+    try:
+        page.wait_for_selector("text=잠금이 해제되었습니다", timeout=30_000)
+    except Exception as exc:
+        _shot(page, "loop-unlock-failed")
+        shown = page.locator("#operator-lock").inner_text() if page.locator("#operator-lock").count() else "?"
+        tail = server["log"].read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+        raise AssertionError(f"no unlock message; the page shows {shown!r}; server log:\n" + "\n".join(tail)) from exc
+
+
 def test_unanswered_question_is_fixed_from_the_inbox(browser, server):  # noqa: F811
     context = browser.new_context(viewport={"width": 1300, "height": 1100}, locale="ko-KR")
     page = context.new_page()
@@ -42,7 +53,7 @@ def test_unanswered_question_is_fixed_from_the_inbox(browser, server):  # noqa: 
     page.get_by_role("tab", name=re.compile("운영")).click()
     page.fill("#password input", PASSWORD)
     page.get_by_role("button", name="잠금 해제").click()
-    page.wait_for_selector("text=잠금이 해제되었습니다", timeout=10_000)
+    _wait_unlocked(page, server)
 
     page.get_by_role("tab", name=re.compile("받은 질문")).click()
     page.fill("#operator-name textarea", "김운영")

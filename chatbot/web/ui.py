@@ -146,7 +146,7 @@ def build_ui(target: "Pipeline | Service", upload_folder: Path | None = None, ca
                 with gr.Row(visible=need_password):
                     password = gr.Textbox(label="운영자 비밀번호", type="password", scale=4, elem_id="password")
                     unlock_btn = gr.Button("잠금 해제", scale=1)
-                lock_message = gr.Markdown()
+                lock_message = gr.Markdown(elem_id="operator-lock")
                 with gr.Column(visible=not need_password) as operator:
                     with gr.Row():
                         with gr.Column(scale=3):
