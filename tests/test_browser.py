@@ -165,7 +165,7 @@ def test_html_in_an_faq_answer_is_shown_as_text_and_never_runs(page):
 
 def test_example_question_and_category_filter(page):
     examples = page.locator("#examples button")
-    examples.first.wait_for(timeout=10_000)
+    examples.first.wait_for(timeout=30_000)
     label = examples.first.inner_text().strip()
     before = _bots(page).count()
     examples.first.click()
@@ -177,15 +177,15 @@ def test_operator_tab_needs_the_password_then_ingests_an_upload(page, server):
     page.get_by_role("tab", name=re.compile("운영")).click()
     page.fill("#password input", "wrong")
     page.get_by_role("button", name="잠금 해제").click()
-    page.get_by_text("비밀번호가 올바르지 않습니다").wait_for(timeout=10_000)
+    page.get_by_text("비밀번호가 올바르지 않습니다").wait_for(timeout=30_000)
     assert not page.locator("#ingest").is_visible()
     page.fill("#password input", PASSWORD)
     page.get_by_role("button", name="잠금 해제").click()
-    page.locator("#ingest").wait_for(state="visible", timeout=10_000)
+    page.locator("#ingest").wait_for(state="visible", timeout=30_000)
 
     upload = write_faq(server["tmp"] / "extra-faq.csv", EXTRA_FAQ)
     page.locator("#upload input[type=file]").set_input_files(str(upload))  # kind from the extension
-    page.get_by_text("extra-faq.csv").first.wait_for(timeout=10_000)
+    page.get_by_text("extra-faq.csv").first.wait_for(timeout=30_000)
     page.click("#ingest")
     page.get_by_text("색인 완료").wait_for(timeout=30_000)
     summary = page.locator("#ingest-summary").inner_text()
