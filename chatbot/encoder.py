@@ -301,7 +301,8 @@ def _load_onnx(model, resolved: ResolvedModel, settings: EncoderSettings, device
         log.info("encoder.backend auto: torch on %s (the ONNX path runs on CPU)", device)
         return None
     try:
-        onnx = OnnxEncoder.for_model(model, resolved.path, settings.onnx_int8, settings.onnx_lanes)
+        onnx = OnnxEncoder.for_model(model, resolved.path, settings.onnx_int8, settings.onnx_lanes,
+                                       settings.onnx_unused_days)
     except OnnxUnavailableError as exc:
         if settings.backend == "onnx":
             raise

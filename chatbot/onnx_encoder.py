@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chatbot.onnx_cache import EXPORT_MARK, mark_used, prune_unused
+
 log = logging.getLogger(__name__)
 _FUSING = threading.Lock()  # one fused graph made at a time (fuse_in_background): a second encoder finds it made
 
@@ -228,8 +230,9 @@ def quantize_int8(source: Path, target: Path) -> Path:
     return target
 
 
-def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
-    """The cached ONNX file for this model folder, exported (and quantised) on first use."""
+def ensure_onnx_file(model, folder: Path, int8: bool = False, unused_days: float = 0) -> Path:
+    """The cached ONNX file for this model folder, exported (and quantised) on first use; a new export
+    deletes the exports beside it not loaded for ``unused_days`` (0 = keeps them, see chatbot/onnx_cache.py)."""
     if not onnx_runtime_available():
         raise OnnxUnavailableError("onnxruntime is not installed")
     directory = onnx_dir(folder)
@@ -238,7 +241,8 @@ def ensure_onnx_file(model, folder: Path, int8: bool = False) -> Path:
         log.info("No ONNX export of %s yet; exporting into %s (once, ~10 s for e5-small; its fused graph follows in "
                  "the background)", folder, directory)
         export_onnx(model, fp32)
-        (directory / "export.json").write_text(json.dumps({"source": str(folder), "format": EXPORT_FORMAT}) + "\n")
+        (directory / EXPORT_MARK).write_text(json.dumps({"source": str(folder), "format": EXPORT_FORMAT}) + "\n")
+        prune_unused(directory, unused_days)
     if not int8:
         return fp32
     quantised = directory / INT8_FILE
@@ -407,10 +411,11 @@ class OnnxEncoder:
         return session
 
     @classmethod
-    def for_model(cls, model, folder: Path, int8: bool = False, lanes: int = 0) -> "OnnxEncoder":
+    def for_model(cls, model, folder: Path, int8: bool = False, lanes: int = 0, unused_days: float = 0
+                  ) -> "OnnxEncoder":
         """Export-if-needed and load, for a loaded SentenceTransformer ``model`` read from ``folder``
-        (lanes 0 = one per core)."""
-        path = ensure_onnx_file(model, folder, int8)
+        (lanes 0 = one per core; unused_days: see ensure_onnx_file)."""
+        path = ensure_onnx_file(model, folder, int8, unused_days)
         tokenizer, pad_id = model_tokenizer(model)
         own_limit = int(getattr(model, OWN_LIMIT_ATTRIBUTE, model.max_seq_length))  # before the configured cap
         shape = _attention_shape(model)
@@ -445,6 +450,7 @@ class OnnxEncoder:
               ) -> "OnnxEncoder":
         """info: the model's attention shape (as the serving file holds it), which the fused graph needs. A fused
         graph made before is served at once; one not made yet is made in the background."""
+        mark_used(path.parent)
         made = path.with_name(FUSED_FILE)
         fused = path.name == MODEL_FILE  # the int8 graph has none: the fp32 one beside it gives other vectors
         ready = fused and made.exists()

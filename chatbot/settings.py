@@ -34,6 +34,9 @@ class EncoderSettings(BaseModel):
     onnx_int8: bool = False  # dynamic int8 ONNX weights: faster, lower quality (bench/encoder_backends.py)
     onnx_max_batch: int = Field(0, ge=0)  # calls with more texts than this go to torch; 0 = ONNX for all sizes
     onnx_lanes: int = Field(0, ge=0)  # calls of several texts run as this many one-thread runs at once; 0 = one per core, 1 = off
+    # a new ONNX export deletes the exports beside it that no process loaded for this many days (a retrained model or a
+    # new export format leaves ~1 GB behind); 0 = keep them all. See chatbot/onnx_cache.py
+    onnx_unused_days: float = Field(14.0, ge=0.0)
     micro_batch_max: int = Field(32, ge=1)  # concurrent 1-question calls encoded together; 1 = off
     micro_batch_wait_ms: float = Field(2.0, ge=0.0)  # how long a forming batch waits for more (a lone call never waits)
     # vectors of this many recently asked questions are kept (same text after normalising: a repeated question or a

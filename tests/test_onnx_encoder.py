@@ -372,3 +372,40 @@ def test_close_stops_the_lane_threads_and_a_later_call_restarts_them(tiny_model_
     again = encoder.encode_passages(texts)  # the encoder stays usable: the lanes start again
     assert np.allclose(before, again, atol=1e-5)
     encoder.close()
+
+
+def test_a_new_export_deletes_the_exports_nobody_loaded_for_days(tiny_model_dir, tmp_path):
+    """A retrained model or a new export format leaves the old export behind (~1 GB for e5); the next export
+    deletes the finished ones beside it that no process loaded within encoder.onnx_unused_days, and no other."""
+    import os
+    import shutil
+    import time
+
+    from chatbot.onnx_cache import EXPORT_MARK, USED_MARK, prune_unused
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, copy, ignore=shutil.ignore_patterns("onnx"))
+    month_ago = time.time() - 30 * 86_400
+
+    def old_export(name: str, finished: bool = True, used_now: bool = False) -> Path:
+        folder = copy / "onnx" / name
+        folder.mkdir(parents=True)
+        (folder / MODEL_FILE).write_bytes(b"\0" * 1024)
+        if finished:
+            (folder / EXPORT_MARK).write_text("{}\n")
+        if used_now:
+            (folder / USED_MARK).touch()
+        for path in folder.iterdir():
+            if path.name != USED_MARK:
+                os.utime(path, (month_ago, month_ago))
+        return folder
+
+    stale, in_use, unfinished = old_export("0ld0format0000a"), old_export("0ld0format0000b", used_now=True), \
+        old_export("0ld0format0000c", finished=False)
+    encoder = _load(copy, backend="onnx")
+    assert encoder.onnx.wait_fused(60)
+    assert not stale.exists() and in_use.is_dir() and unfinished.is_dir()
+    assert (onnx_dir(copy) / USED_MARK).is_file()  # this load counts as a use
+    kept = old_export("0ld0format0000d")
+    assert prune_unused(onnx_dir(copy), 0) == [] and kept.is_dir()  # 0 days: keep everything
+    assert prune_unused(onnx_dir(copy), 14) == [kept]
