@@ -74,11 +74,36 @@ def sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
     return open_pipeline(settings)
 
 
-def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: int = 13) -> tuple[Pipeline, list[Case]]:
+def plain_sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
+    """The sample with data/faq.csv as a plain question/answer list (its alternatives column dropped): the
+    shape of many FAQ lists a company brings, where no FAQ has a second wording to learn from."""
+    import csv
+
+    from ingest.sync import ingest_paths
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plain = folder / "faq.csv"
+    with (DATA / "faq.csv").open(encoding="utf-8") as source, plain.open("w", encoding="utf-8", newline="") as out:
+        rows = list(csv.DictReader(source))
+        writer = csv.DictWriter(out, ["id", "category", "question", "answer"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    settings = settings.with_overrides(store={"host": None, "path": str(folder / "chroma"), "collection": "faq",
+                                              "cache_dir": str(folder / "cache")})
+    ingest_paths(settings, "faq", [plain])
+    ingest_paths(settings, "doc", [DATA / "docs"])
+    return open_pipeline(settings)
+
+
+def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: int = 13, plain: bool = False
+                    ) -> tuple[Pipeline, list[Case]]:
+    """plain: each answer group stored with one question only (its first), as a plain list would hold it."""
     task = chatbot_task(DATASETS, seed=seed, limit=limit)
     groups = sorted({item.group for item in task.items})
     left_out = set(random.Random(seed).sample(groups, len(groups) // 5))
     items: list[FaqItem] = [i for i in task.items if i.group not in left_out]
+    if plain:
+        items = list({i.group: i for i in reversed(items)}.values())
     cases = [Case(c.question) if c.expected_label in left_out else c for c in task.cases]
     return temporary_pipeline(settings, faq_records(items), folder), cases
 
@@ -233,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", action="store_true",
                         help="also the sample's answerable questions as operator labels (cross-fitted), at several answer "
                              "levels, and the check questions of data/checks with all of them")
+    parser.add_argument("--plain", action="store_true",
+                        help="also the sample FAQ as a plain question/answer list (no alternative questions), and with "
+                             "--public the public groups with one stored question each")
     parser.add_argument("--verifier", choices=("config", "off", "on", "both"), default="config",
                         help="answer.verifier: as configured, off, on, or both one after the other")
     args = parser.parse_args(argv)
@@ -278,17 +306,29 @@ def run(args: argparse.Namespace, verifier: str) -> str:
         if args.typos:
             off = sample_pipeline(settings.with_overrides(text={"typo_repair": False}), Path(tmp) / "sample-no-repair")
             sections.append(typo_report({"on": pipeline, "off": off}, cases))
+        if args.plain:
+            plain = plain_sample_pipeline(settings, Path(tmp) / "plain")
+            rows, build_s = measure(plain, [c for name in ("questions.csv", "questions_oos.csv", "doc_questions.csv")
+                                            for c in read_cases(DATA / name, plain.store.all_records())])
+            level = plain.answerer.answer_level(plain.answerer.decision.current())
+            text, _ = report("Sample as a plain list: data/faq.csv without its alternatives + data/docs", rows, build_s,
+                             settings.answer.threshold, level)
+            sections.append(text)
+            panels.append(("sample, plain list", rows))
         if args.public:
             if not (DATASETS / "chatbot_data_dev.csv").exists():
                 sections.append(f"(public set skipped: {DATASETS} is absent)")
             else:
-                public, public_cases = public_pipeline(settings, Path(tmp) / "public", args.limit or None)
-                rows, build_s = measure(public, public_cases)
-                level = public.answerer.answer_level(public.answerer.decision.current())
-                text, _ = report("Public: chatbot_data_dev.csv (answer groups, a fifth left out)", rows, build_s,
-                                 settings.answer.threshold, level)
-                sections.append(text)
-                panels.append(("public", rows))
+                for plain in ((False, True) if args.plain else (False,)):
+                    public, public_cases = public_pipeline(settings, Path(tmp) / f"public-{plain}", args.limit or None,
+                                                           plain=plain)
+                    rows, build_s = measure(public, public_cases)
+                    level = public.answerer.answer_level(public.answerer.decision.current())
+                    name = "one stored question per group" if plain else "answer groups"
+                    text, _ = report(f"Public: chatbot_data_dev.csv ({name}, a fifth left out)", rows, build_s,
+                                     settings.answer.threshold, level)
+                    sections.append(text)
+                    panels.append((f"public, {name}", rows))
     if args.plot:
         plot(args.plot, panels)
         sections.append(f"wrote {args.plot}")

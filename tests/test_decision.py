@@ -220,6 +220,30 @@ def test_the_answer_is_the_candidate_p_prefers_unless_rerank_is_off(small):
     assert kept.type == "clarify" and kept.hits[0].record_id == ranked[0].hit.record_id
 
 
+def test_stand_in_wordings_are_the_keywords_and_the_answers_opening():
+    from chatbot.decision.examples import stand_in_questions
+
+    assert stand_in_questions([
+        ("비밀번호를 잊어버렸어요.", "네, 로그인 화면의 [비밀번호 찾기]에서 아이디와 휴대폰 번호를 입력하고 인증하면 됩니다."),
+        ("비회원으로도 주문할 수 있나요?", ""),
+        ("배송", "주문하신 상품은 결제 후 이틀 안에 받아 보실 수 있습니다."),
+    ]) == [["비밀번호", "로그인 화면의 [비밀번호 찾기]에서 아이디와 휴대폰"],  # compounds kept whole, "네," off
+           ["비회원 주문"], ["주문하신 상품은 결제 후 이틀 안에"]]  # no keyword wording that repeats the question
+
+
+def test_a_plain_faq_list_without_alternatives_still_trains_a_decision_model(make_settings, tmp_path):
+    """Many FAQ lists have one wording per FAQ: no variant is left to find when one is held out, so the rows
+    had no positive and no model could be trained (the raw threshold then decided, off-topic questions
+    included). Its FAQs are asked in stand-in wordings instead."""
+    items = [FaqItem(qs[0], group, answer=f"{qs[1]} 관련 안내입니다. {qs[2]}도 확인해 주세요.") for group, qs in FAQS.items()]
+    pipeline = temporary_pipeline(make_settings(answer={"decision_model": True}), faq_records(items), tmp_path / "plain")
+    model = pipeline.answerer.prepare(120)
+    assert model is not None
+    assert model.info["rows_stand-in"] >= len(FAQS) and "rows_variant" not in model.info
+    assert model.info["rows_faq-removed"] == model.info["rows_stand-in"]  # each also asked without its FAQ
+    assert 0 < model.info["positives"] <= model.info["rows_stand-in"]
+
+
 def test_without_a_model_the_threshold_decides(make_settings, tmp_path):
     items = [FaqItem(q, group) for group, qs in FAQS.items() for q in qs]
     pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "off")
@@ -260,6 +284,32 @@ def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tm
     assert paraphrase.type == "faq" and paraphrase.faq_id == "ship-001" and paraphrase.p >= 0.9
     english = pipeline.answerer.ask("What is the weather like in Seoul today?")
     assert english.type == "fallback" and english.answer == settings.answer.fallback_foreign  # said in English too
+
+
+@pytest.mark.e5
+def test_real_e5_plain_faq_list_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tmp_path):
+    """The sample FAQ without its alternatives column: a decision model is trained from stand-in wordings, so an
+    off-topic question near the shop's words falls back instead of getting the nearest FAQ above the threshold."""
+    from chatbot.pipeline import open_pipeline
+    from chatbot.settings import load_settings
+    from ingest.sync import ingest_paths
+
+    plain = tmp_path / "faq.csv"
+    with (DATA / "faq.csv").open(encoding="utf-8") as source, plain.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, ["id", "category", "question", "answer"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(csv.DictReader(source))
+    settings = load_settings(
+        encoder={"model": str(e5_dir), "device": "cpu"},
+        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
+    )
+    ingest_paths(settings, "faq", [plain])
+    pipeline = open_pipeline(settings)
+    assert pipeline.answerer.prepare(300) is not None
+    for off_topic in ("오늘 서울 날씨 어때", "주차장 요금 얼마예요"):
+        assert pipeline.answerer.ask(off_topic).type == "fallback", off_topic
+    paraphrase = pipeline.answerer.ask("택배비 얼마예요?")
+    assert paraphrase.type == "faq" and paraphrase.faq_id == "ship-001" and paraphrase.p >= 0.8
 
 
 def test_traffic_mix_weights_and_weighted_levels():

@@ -3,12 +3,14 @@
 in scope (what a user of the store asks):
   variant   each FAQ question variant asked with only itself removed: its FAQ's other variants stay,
             so the right FAQ should be on top (label = whether it is);
+  stand-in  an FAQ with a single wording (a plain question/answer list has nothing else) asked in other
+            words with its record kept: its question's keywords alone and the opening of its answer;
   passage   a sentence of a document chunk, cut to its first words, asked with that chunk removed:
             right when a passage of the same file comes first (how the evaluation judges passages;
             the overlapping neighbour chunks usually hold it). Rows whose top is an FAQ are dropped
             (an FAQ may well answer a document sentence: no trustworthy label).
 out of scope (label 0):
-  faq-removed  the same variant asked with its whole FAQ removed (the nearest wrong FAQ);
+  faq-removed  the same variant or stand-in asked with its whole FAQ removed (the nearest wrong FAQ);
   bundled      the bundled out-of-scope questions against the full store.
 labelled (answer.calibration_files, then the operators' labels from the question log; the newest MAX_LABELLED):
   labelled     a logged question with the FAQ the operator said it meant: right when that FAQ comes first;
@@ -19,6 +21,7 @@ Big stores are bounded by sampling variants and passages (max_variants).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,10 +32,13 @@ from chatbot.decision.candidates import Ranking, rank
 from chatbot.decision.features import candidate_features, candidate_tokens
 from chatbot.records import hit_label
 from chatbot.retrieval import Retriever
-from chatbot.text import normalise, split_sentences
+from chatbot.text import analyses, normalise, split_sentences
 
+ANSWER_OPENER = re.compile(r"^(네|예|아니요|아니오|아뇨)[,.!\s]+")  # "네, …": the rest restates the question
+KEYWORD_TAGS = ("NNG", "NNP", "XPN", "XR", "SL", "SN")  # the words a keyword search would keep
+STAND_INS = 2  # wordings per single-wording FAQ (stand_in_questions)
 NEAR_DUPLICATE = 0.97  # a bundled "out-of-scope" question this close to a stored one is the store's topic
-IN_SCOPE_KINDS = ("variant", "passage", "labelled")
+IN_SCOPE_KINDS = ("variant", "stand-in", "passage", "labelled")
 MAX_LABELLED = 5000
 PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
 PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
@@ -71,6 +77,33 @@ def passage_questions(text: str, n: int = PASSAGE_QUESTIONS) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def stand_in_questions(faqs: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """Other wordings of FAQs (question, answer) that have a single one, for their positive rows: the
+    question's keywords alone, as a keyword search would ask ("배송비 얼마", "비회원 주문"), and the opening
+    of the answer, cut like a passage sentence (it restates what is asked in other words: "회원가입 없이도
+    비회원 …"). Measured on the sample FAQ without its alternatives (bench/decision.py --plain), either alone
+    gave a worse decision than both together."""
+    out = []
+    for (question, answer), tokens in zip(faqs, analyses([normalise(q) for q, _ in faqs])):
+        text = normalise(question)
+        words: list[str] = []
+        end = -1
+        for token in tokens:
+            if not token.tag.split("-")[0].startswith(KEYWORD_TAGS):
+                continue
+            piece = text[token.start : token.start + token.len]
+            if token.start == end and words:  # 비밀+번호, 비+회원: one word as written
+                words[-1] += piece
+            else:
+                words.append(piece)
+            end = token.start + token.len
+        keywords = " ".join(words)
+        wordings = [keywords] if keywords and keywords != text else []
+        wordings += passage_questions(ANSWER_OPENER.sub("", answer.strip()), 1)
+        out.append(list(dict.fromkeys(wordings)))
+    return out
+
+
 def rank_all(retriever: Retriever, questions: Sequence[str]) -> Iterator[Ranking]:
     """The rankings of many questions, in order, RANKING_CHUNK at a time (a big store's thousands of
     training questions never hold all their candidates at once). Each chunk's questions are encoded in
@@ -94,20 +127,29 @@ def build_examples(
     doc_freq, n = index.doc_freq, max(len(records.ids), 1)
     group_of: dict[str, list[str]] = {}
     variants: list[tuple[str, str, str]] = []  # (record id, text, group key)
+    row_of: dict[str, int] = {}  # FAQ record id → its row in records (a stand-in reads its answer)
     chunks: list[tuple[str, str, str]] = []  # (record id, text, source)
-    for record_id, text, meta in zip(records.ids, records.texts, records.metadatas):
+    for row, (record_id, text, meta) in enumerate(zip(records.ids, records.texts, records.metadatas)):
         kind = meta.get("kind", "faq")
         if kind == "faq" and meta.get("faq_id"):
             key = f"{meta.get('source', '')}::{meta['faq_id']}"
             group_of.setdefault(key, []).append(record_id)
             variants.append((record_id, text, key))
+            row_of[record_id] = row
         elif kind == "doc":
             chunks.append((record_id, text, str(meta.get("source", ""))))
-    # Only FAQs with at least two variants can give a positive (one variant left to find).
+    # An FAQ with at least two variants gives a positive by leaving one out; one with a single wording
+    # is asked in stand-in wordings with its record kept.
     askable = [v for v in variants if len(group_of[v[2]]) >= 2]
+    lone = [v for v in variants if len(group_of[v[2]]) == 1]
     rng = random.Random(seed)
     if len(askable) > max_variants:
         askable = rng.sample(askable, max_variants)
+    if len(lone) * STAND_INS > max_variants:
+        lone = rng.sample(lone, max(max_variants // STAND_INS, 1))
+    faqs = [(text, str(records.metadatas[row_of[record_id]].get("answer") or "")) for record_id, text, _ in lone]
+    stand_ins = [(record_id, wording, key) for (record_id, _, key), wordings in zip(lone, stand_in_questions(faqs))
+                 for wording in wordings]
     if len(chunks) * PASSAGE_QUESTIONS > max_variants:
         chunks = rng.sample(chunks, max(max_variants // PASSAGE_QUESTIONS, 1))
 
@@ -146,11 +188,14 @@ def build_examples(
 
     passages = [(record_id, question, source) for record_id, text, source in chunks for question in passage_questions(text)]
     labelled = list(labelled)[-MAX_LABELLED:]
-    rankings = rank_all(retriever, [text for _, text, _ in askable] + [q for _, q, _ in passages]
-                        + list(bundled) + [question for question, _ in labelled])
+    rankings = rank_all(retriever, [text for _, text, _ in askable] + [q for _, q, _ in stand_ins]
+                        + [q for _, q, _ in passages] + list(bundled) + [question for question, _ in labelled])
     for (record_id, text, key), ranking in zip(askable, rankings):
         add(ranking, {record_id}, key, key, "variant")
         add(ranking, set(group_of[key]), None, key, "faq-removed")
+    for (record_id, wording, key), ranking in zip(stand_ins, rankings):
+        add(ranking, set(), key, key, "stand-in")
+        add(ranking, {record_id}, None, key, "faq-removed")
     for (record_id, question, source), ranking in zip(passages, rankings):
         add(ranking, {record_id}, source, f"doc::{source}", "passage")
     for (i, question), ranking in zip(enumerate(bundled), rankings):
