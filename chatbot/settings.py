@@ -165,6 +165,9 @@ class AppSettings(BaseModel):
     request_threads: int = Field(64, ge=1)  # API requests handled at once (the rest wait); bounds the threads a flood makes
     ingest_timeout_s: int = Field(900, ge=10)  # a web ingestion is stopped (nothing lost) after this
     ingest_lock_timeout_s: float = Field(10.0, ge=0)
+    # a start with no decision model for its store yet waits this long for the first one (seconds on the sample)
+    # before it answers: until then only the raw score threshold could decide, which answers off-topic questions
+    decision_wait_s: float = Field(120.0, ge=0)
     operator_token: str | None = None  # Bearer token of /api/operator/*; unset = those endpoints answer 403
 
 

@@ -146,9 +146,10 @@ def test_health_reports_records_and_encoder(client, pipeline):
     assert body["decision"] == "off"  # the tiny model's settings: the threshold decides
 
 
-def test_start_up_warms_retrieval_and_begins_the_decision_model(make_settings, tmp_path, monkeypatch):
+def test_start_up_warms_retrieval_and_waits_for_the_decision_model(make_settings, tmp_path, monkeypatch):
     """The warm-up question goes through retrieval (a greeting would be answered before it) and asks for the
-    decision model, so its background build starts at start-up, not with the first user's question."""
+    decision model, whose build starts then; the service is ready once that model is there, so no first
+    answer comes from the raw threshold."""
     from chatbot.decision.artefact import DecisionProvider
 
     faq = write_faq(tmp_path / "faq.csv")
@@ -159,7 +160,21 @@ def test_start_up_warms_retrieval_and_begins_the_decision_model(make_settings, t
     monkeypatch.setattr(DecisionProvider, "current", lambda self: asked.append("model") or searched(self))
     service = Service(settings)
     service.load()
-    assert service.pipeline is not None and asked
+    assert service.pipeline is not None and asked and service.ready
+    assert service.pipeline.answerer.decision.status == "ready"
+
+
+def test_a_decision_model_that_cannot_be_built_does_not_stop_the_start(make_settings, tmp_path, monkeypatch):
+    from chatbot.decision.artefact import DecisionProvider
+
+    faq = write_faq(tmp_path / "faq.csv")
+    settings = make_settings(app={"sample_faq": [str(faq)], "sample_docs": []},
+                             answer={"threshold": 0.5, "decision_model": True})
+    monkeypatch.setattr(DecisionProvider, "build", lambda self, fingerprint=None: (_ for _ in ()).throw(ValueError("no rows")))
+    service = Service(settings)
+    service.load()
+    assert service.ready and service.pipeline.answerer.decision.current() is None
+    assert service.ask("배송비 얼마예요?")[0].type == "faq"  # the threshold decides
 
 
 def test_health_and_ask_are_503_until_loaded(settings):

@@ -107,6 +107,7 @@ class Service:
                 # warm-up: first encode, first Chroma query, and the decision model's background build begins
                 # (a greeting would be answered before retrieval and warm nothing)
                 pipeline.answerer.ask(WARM_UP_QUESTION)
+                self._await_decision(pipeline)
             if pipeline.encoder.release_torch():
                 log.info("ONNX Runtime encodes every question: the torch copy of the encoder is released.")
             self.pipeline = pipeline
@@ -117,6 +118,22 @@ class Service:
         except Exception as exc:  # keep serving: health says why, instead of a dead port
             log.exception("시작하지 못했습니다 (start-up failed)")
             self.set_status("error", f"{type(exc).__name__}: {exc}")
+
+    def _await_decision(self, pipeline: Pipeline) -> None:
+        """A first start trains the store's decision model (seconds on the sample; a saved one loads at once): the
+        first answers wait for it, since without it only the raw score threshold decides and that answers
+        off-topic questions with the nearest FAQ. A build that fails or outlasts app.decision_wait_s leaves the
+        threshold deciding until a model is there."""
+        decision = pipeline.answerer.decision
+        if decision is None or decision.current() is not None:
+            return
+        self.set_status("loading", "답변 판단 모델을 준비하는 중 (preparing the answer decision model)")
+        waited = time.monotonic()
+        if pipeline.answerer.prepare(self.settings.app.decision_wait_s) is None:
+            log.warning("No decision model after %.0f s: the score threshold decides until one is ready",
+                        time.monotonic() - waited)
+        else:
+            log.info("답변 판단 모델 준비 완료 (%.1f초).", time.monotonic() - waited)
 
     def _restore_operator_edits(self) -> None:
         """Operator edits missing from the store (after `ingest --rebuild` or a new server) are synced back."""
