@@ -28,6 +28,7 @@ entirely (leave-one-answer-group-out), so their questions are out of scope.
 from __future__ import annotations
 
 import argparse
+import csv
 import random
 import sys
 import tempfile
@@ -64,12 +65,12 @@ class Row:
     decide_ms: float
 
 
-def sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
+def sample_pipeline(settings: Settings, folder: Path, faq: Path = DATA / "faq.csv") -> Pipeline:
     from ingest.sync import ingest_paths
 
     settings = settings.with_overrides(store={"host": None, "path": str(folder / "chroma"), "collection": "faq",
                                               "cache_dir": str(folder / "cache")})
-    ingest_paths(settings, "faq", [DATA / "faq.csv"])
+    ingest_paths(settings, "faq", [faq])
     ingest_paths(settings, "doc", [DATA / "docs"])
     return open_pipeline(settings)
 
@@ -77,22 +78,13 @@ def sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
 def plain_sample_pipeline(settings: Settings, folder: Path) -> Pipeline:
     """The sample with data/faq.csv as a plain question/answer list (its alternatives column dropped): the
     shape of many FAQ lists a company brings, where no FAQ has a second wording to learn from."""
-    import csv
-
-    from ingest.sync import ingest_paths
-
     folder.mkdir(parents=True, exist_ok=True)
     plain = folder / "faq.csv"
     with (DATA / "faq.csv").open(encoding="utf-8") as source, plain.open("w", encoding="utf-8", newline="") as out:
-        rows = list(csv.DictReader(source))
         writer = csv.DictWriter(out, ["id", "category", "question", "answer"], extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
-    settings = settings.with_overrides(store={"host": None, "path": str(folder / "chroma"), "collection": "faq",
-                                              "cache_dir": str(folder / "cache")})
-    ingest_paths(settings, "faq", [plain])
-    ingest_paths(settings, "doc", [DATA / "docs"])
-    return open_pipeline(settings)
+        writer.writerows(csv.DictReader(source))
+    return sample_pipeline(settings, folder, plain)
 
 
 def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: int = 13, plain: bool = False
