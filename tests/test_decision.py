@@ -363,6 +363,38 @@ def test_safety_rule_threshold_decides_when_the_model_is_worse(small):
     assert answerer.ask("배송비는 얼마인가요?").type == "fallback"
 
 
+def test_the_safety_rule_weighs_only_rows_worded_like_real_questions():
+    """Rows made from the store's own text (a document's sentence, an FAQ's keywords) are easy for a raw threshold;
+    on a store of documents only they made it look better than the model, which then answered half of the
+    off-topic questions. The comparison leaves them out."""
+    # four made in-scope rows the threshold answers right and the model does not, two real negatives the threshold
+    # answers and the model does not
+    calibration = {"p": [0.1, 0.1, 0.1, 0.1, 0.1, 0.1], "y": [1, 1, 1, 1, 0, 0], "fused": [0.95] * 6,
+                   "w": [1 / 6] * 6}
+    everything = DecisionModel([0.0], [1.0], [1.0], 0.0, calibration=dict(calibration))
+    assert everything.threshold_utility(0.9, 1.0) > everything.utility(0.5, 1.0)
+    judged = DecisionModel([0.0], [1.0], [1.0], 0.0, calibration={**calibration, "judged": [0, 0, 0, 0, 1, 1]})
+    assert judged.threshold_utility(0.9, 1.0) < judged.utility(0.5, 1.0) == 0.0
+
+
+@pytest.mark.e5
+def test_real_e5_store_of_documents_only_is_decided_by_its_model(e5_dir, tmp_path):
+    from chatbot.pipeline import open_pipeline
+    from chatbot.settings import load_settings
+    from ingest.sync import ingest_paths
+
+    settings = load_settings(
+        encoder={"model": str(e5_dir), "device": "cpu"},
+        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
+    )
+    ingest_paths(settings, "doc", [DATA / "docs"])
+    pipeline = open_pipeline(settings)
+    model = pipeline.answerer.prepare(300)
+    assert model is not None and pipeline.answerer.model_beats_threshold(model)
+    for off_topic in ("오늘 서울 날씨 어때", "주차장 요금 얼마예요", "노트북 추천해 주세요"):
+        assert pipeline.answerer.ask(off_topic).type == "fallback", off_topic
+
+
 def test_a_fallback_suggests_faqs_ranked_below_a_top_k_of_passages(small):
     """Ten loose passages on top (an English question against a Korean store) left the fallback nothing to offer."""
     from dataclasses import replace

@@ -210,6 +210,7 @@ class DecisionProvider:
             verifier, columns, timing = self.train_verifier(examples)
             X, names = np.hstack([X, columns]), NAMES + verifying.NAMES
         model = DecisionModel.fit(X, examples.y, examples.groups, fingerprint, weights=weights, fused=examples.fused,
+                                  judged=examples.judged,
                                   names=names)
         model.verifier = verifier
         self.last_build_s = time.perf_counter() - started

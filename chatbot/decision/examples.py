@@ -39,6 +39,9 @@ KEYWORD_TAGS = ("NNG", "NNP", "XPN", "XR", "SL", "SN")  # the words a keyword se
 STAND_INS = 2  # wordings per single-wording FAQ (stand_in_questions)
 NEAR_DUPLICATE = 0.97  # a bundled "out-of-scope" question this close to a stored one is the store's topic
 IN_SCOPE_KINDS = ("variant", "stand-in", "passage", "labelled")
+# In-scope rows worded from the store's own text (a document's sentence, an FAQ's keywords or answer) are easier
+# than real questions and flatter a raw threshold: the safety rule compares the model with it on the rest.
+MADE_KINDS = ("stand-in", "passage")
 MAX_LABELLED = 5000
 PASSAGE_QUESTIONS = 3  # sentences asked per document chunk
 PASSAGE_WORDS = (3, 8)  # a sentence is cut to 60 % of its words, within these bounds
@@ -61,6 +64,11 @@ class Examples:
     @property
     def in_scope(self) -> np.ndarray:
         return np.array([k in IN_SCOPE_KINDS for k in self.kinds], dtype=bool)
+
+    @property
+    def judged(self) -> np.ndarray:
+        """The rows the safety rule weighs the model against the threshold on (MADE_KINDS left out)."""
+        return np.array([k not in MADE_KINDS for k in self.kinds], dtype=bool)
 
 
 def passage_questions(text: str, n: int = PASSAGE_QUESTIONS) -> list[str]:

@@ -67,11 +67,13 @@ class DecisionModel:
     def fit(
         cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray, fingerprint: str = "", C: float = 1.0,
         weights: np.ndarray | None = None, fused: np.ndarray | None = None, names: tuple[str, ...] = NAMES,
+        judged: np.ndarray | None = None,
     ) -> "DecisionModel":
         """Fit on all rows; keep out-of-fold P (grouped by FAQ, so variants of one FAQ never straddle folds).
 
         weights: per-row sample weights (the traffic mix P should be calibrated for, see mix_weights);
-        fused: each row's top fused score, kept so the old threshold rule can be compared on the same rows."""
+        fused: each row's top fused score, kept so the old threshold rule can be compared on the same rows;
+        judged: the rows that comparison uses (all when None)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import GroupKFold
         from sklearn.preprocessing import StandardScaler
@@ -97,6 +99,8 @@ class DecisionModel:
             calibration["w"] = (weights[keep] / weights[keep].sum()).round(8).tolist()
         if fused is not None:
             calibration["fused"] = np.asarray(fused)[keep].round(5).tolist()
+        if judged is not None:
+            calibration["judged"] = np.asarray(judged, dtype=int)[keep].tolist()
         return cls(
             mean=scaler.mean_.tolist(), scale=scaler.scale_.tolist(), coef=clf.coef_[0].tolist(),
             intercept=float(clf.intercept_[0]), fingerprint=fingerprint, names=tuple(names), calibration=calibration,
@@ -122,15 +126,23 @@ class DecisionModel:
         return level_for_precision(p, y, min_precision, w)
 
     def utility(self, level: float, cost: float) -> float:
-        """Weighted calibration utility of answering at P ≥ level: right answers − cost · wrong answers."""
+        """Weighted utility of answering at P ≥ level on the judged calibration rows: right − cost · wrong answers."""
         p, y, w = self._calibration()
-        return utility(p >= level, y, w, cost)
+        judged = self._judged(len(p))
+        return utility((p >= level)[judged], y[judged], w[judged], cost)
 
     def threshold_utility(self, threshold: float, cost: float) -> float | None:
         """The same for the old rule (answer when the top fused score ≥ threshold); None without fused scores."""
         _, y, w = self._calibration()
         fused = self.calibration.get("fused")
-        return None if not fused else utility(np.asarray(fused) >= threshold, y, w, cost)
+        if not fused:
+            return None
+        judged = self._judged(len(y))
+        return utility((np.asarray(fused) >= threshold)[judged], y[judged], w[judged], cost)
+
+    def _judged(self, n: int) -> np.ndarray:
+        judged = self.calibration.get("judged")
+        return np.ones(n, dtype=bool) if not judged else np.asarray(judged, dtype=bool)
 
     # --- persistence: an explicit save/load pair ----------------------------------------------
     def save(self, path: Path) -> None:
