@@ -103,8 +103,10 @@ class Answerer:
         return self.settings.wrong_cost / (1.0 + self.settings.wrong_cost)
 
     def model_beats_threshold(self, model: DecisionModel) -> bool:
-        """The safety rule: the model decides only if, on its own out-of-fold calibration rows, it is at
-        least as useful (right − wrong_cost · wrong, traffic-weighted) as answer.threshold on the fused score."""
+        """The safety rule: the model decides only if, on its own out-of-fold calibration rows worded like real
+        questions (DecisionModel.utility), it is at least as useful (right − wrong_cost · wrong, traffic-weighted)
+        as answer.threshold on the fused score. Where those rows are all out of scope (a plain FAQ list, documents
+        only) this prefers whichever answers fewer of them."""
         key = (model.fingerprint, self.answer_level(model))
         if key not in self._vetted:
             level, cost = key[1], self.settings.wrong_cost
