@@ -85,10 +85,15 @@ class Answerer:
         if model is not None and isinstance(self.retriever, Retriever) and self.model_beats_threshold(model):
             # one retrieval gives both the hits and the score parts the model reads
             k = k or self.retriever.top_k
-            ranking = self.retriever.candidates(text, k, {"category": category} if category else None)
-            if ranking.hits:
-                return self.decide_with_model(text, ranking, model, k)
-            return self.fallback([])
+            if not category:
+                ranking = self.retriever.candidates(text, k)
+                return self.decide_with_model(text, ranking, model, k) if ranking.hits else self.fallback([])
+            # the category narrows what may be answered; the decision still weighs every FAQ (see candidate_rows)
+            vector = self.retriever.question_vectors([text])[0]
+            ranking = self.retriever.candidates(text, k, {"category": category}, vector=vector)
+            if not ranking.hits:
+                return self.fallback([])
+            return self.decide_with_model(text, ranking, model, k, among=self.retriever.candidates(text, k, vector=vector))
         hits = self.retriever.search(text, k=k, mode=mode, category=category)
         return self.decide(hits, mode)
 
@@ -117,10 +122,12 @@ class Answerer:
                             "its calibration rows: the threshold decides", mine, level, self.settings.threshold, old)
         return self._vetted[key]
 
-    def decide_with_model(self, question: str, ranking: Candidates, model: DecisionModel, k: int = 10) -> Answer:
+    def decide_with_model(self, question: str, ranking: Candidates, model: DecisionModel, k: int = 10,
+                          among: Candidates | None = None) -> Answer:
+        """among: the question's unfiltered ranking when `ranking` is filtered (a category)."""
         ranked = ranking.grouped(k)
         n = max(self.settings.clarify_candidates, 2)
-        rows = model.candidate_rows(question, ranking, ranked, n, self.retriever.lexical)
+        rows = model.candidate_rows(question, ranking, ranked, n, self.retriever.lexical, among=with_all(among, ranking))
         ps = [float(p) for p in model.predict(rows)]
         if self.settings.rerank:
             ranked, ps = likeliest_first(ranked, ps, self.settings.rerank_margin)
@@ -229,6 +236,17 @@ class Answerer:
             if len(out) >= self.settings.suggestions:
                 break
         return tuple(out)
+
+
+def with_all(among: Candidates | None, ranking: Candidates) -> Candidates | None:
+    """among with ranking's candidates it lacks (a filtered ranking reads deeper into its category than the
+    unfiltered one reaches), best first; None stays None."""
+    if among is None:
+        return None
+    seen = {c.hit.record_id for c in among.hits}
+    hits = sorted([*among.hits, *(c for c in ranking.hits if c.hit.record_id not in seen)], key=lambda c: c.hit.score,
+                  reverse=True)
+    return replace(among, hits=tuple(hits))
 
 
 def likeliest_first(ranked: list[T], ps: list[float], margin: float = 0.0) -> tuple[list[T], list[float]]:

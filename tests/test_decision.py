@@ -170,7 +170,7 @@ class FixedModel:
     def predict(self, rows):
         return np.array(self.ps[: len(rows)])
 
-    def candidate_rows(self, question, ranking, ranked, n, index):
+    def candidate_rows(self, question, ranking, ranked, n, index, among=None):
         return np.zeros((min(n, len(ranked)), len(NAMES)))
 
     def level_for_precision(self, min_precision):
@@ -363,6 +363,26 @@ def test_safety_rule_threshold_decides_when_the_model_is_worse(small):
     assert answerer.ask("배송비는 얼마인가요?").type == "fallback"
 
 
+def test_a_filtered_rankings_margins_are_measured_against_every_candidate(small):
+    """A category filter hides the FAQs that would outrank its nearest one; the decision measures that one's
+    margin against the unfiltered ranking, as it was trained, instead of against nothing."""
+    from dataclasses import replace
+
+    from chatbot.answer import with_all
+
+    ranking = small.retriever.candidates("택배비 얼마예요?", 10)
+    ranked = ranking.grouped(10)
+    second = ranked[1]
+    filtered = replace(ranking, hits=tuple(c for c in ranking.hits if c.hit.answer_key == second.hit.answer_key))
+    model = DecisionModel([0.0] * len(NAMES), [1.0] * len(NAMES), [0.0] * len(NAMES), 0.0)
+    margin = NAMES.index("margin")
+    alone = model.candidate_rows("택배비 얼마예요?", filtered, filtered.grouped(10), 1, small.retriever.lexical)
+    among = model.candidate_rows("택배비 얼마예요?", filtered, filtered.grouped(10), 1, small.retriever.lexical,
+                                 among=with_all(ranking, filtered))
+    assert alone[0, margin] > 0 > among[0, margin]
+    assert among[0, margin] == pytest.approx(second.fused - ranked[0].fused)
+
+
 def test_the_safety_rule_weighs_only_rows_worded_like_real_questions():
     """Rows made from the store's own text (a document's sentence, an FAQ's keywords) are easy for a raw threshold;
     on a store of documents only they made it look better than the model, which then answered half of the
@@ -393,6 +413,30 @@ def test_real_e5_store_of_documents_only_is_decided_by_its_model(e5_dir, tmp_pat
     assert model is not None and pipeline.answerer.model_beats_threshold(model)
     for off_topic in ("오늘 서울 날씨 어때", "주차장 요금 얼마예요", "노트북 추천해 주세요"):
         assert pipeline.answerer.ask(off_topic).type == "fallback", off_topic
+
+
+@pytest.mark.e5
+def test_real_e5_a_category_does_not_make_an_off_topic_question_look_answered(e5_dir, tmp_path):
+    """With 배송 chosen, "주차장 요금 얼마예요" was answered with the shipping-fee FAQ (P 0.53): the filter had
+    hidden every better candidate, so that one stood out. A question of that category is still answered in it,
+    and one of another category is not answered from the chosen one."""
+    from chatbot.pipeline import open_pipeline
+    from chatbot.settings import load_settings
+    from ingest.sync import ingest_paths
+
+    settings = load_settings(
+        encoder={"model": str(e5_dir), "device": "cpu"},
+        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
+    )
+    ingest_paths(settings, "faq", [DATA / "faq.csv"])
+    ingest_paths(settings, "doc", [DATA / "docs"])
+    pipeline = open_pipeline(settings)
+    assert pipeline.answerer.prepare(300) is not None
+    assert pipeline.answerer.ask("주차장 요금 얼마예요", category="배송").type == "fallback"
+    shipping = pipeline.answerer.ask("택배비 얼마예요?", category="배송")
+    assert shipping.type == "faq" and shipping.faq_id == "ship-001"
+    elsewhere = pipeline.answerer.ask("택배비 얼마예요?", category="회원/계정")
+    assert elsewhere.type != "faq", elsewhere.faq_id
 
 
 def test_a_fallback_suggests_faqs_ranked_below_a_top_k_of_passages(small):

@@ -45,15 +45,23 @@ class DecisionModel:
     def uses_verifier(self) -> bool:
         return tuple(self.names[len(NAMES):]) == VERIFIER_NAMES
 
-    def candidate_rows(self, question: str, ranking, ranked, n: int, index: LexicalIndex) -> np.ndarray:  # noqa: ANN001
+    def candidate_rows(self, question: str, ranking, ranked, n: int, index: LexicalIndex,  # noqa: ANN001
+                       among=None) -> np.ndarray:  # noqa: ANN001
         """Feature rows of the first n grouped candidates (ranked) of a ranking, with the word statistics and
         candidate tokens of `index` (the BM25 cache); verifier columns included when this model has them (one
-        batched forward pass over the FAQ candidates)."""
+        batched forward pass over the FAQ candidates). among: a wider ranking holding ranking's candidates (the
+        question asked without its category filter), whose candidates their margins are measured against, as
+        in training: a filter that hides the better FAQs would otherwise make the nearest one look sure."""
         count = min(n, len(ranked))
         tokens_of = candidate_tokens(ranked[:count], index)
         doc_freq, n_records = index.doc_freq, len(index.records.ids)
-        rows = np.vstack([candidate_features(question, ranking.tokens, ranked, i, doc_freq, n_records, ranking.hits,
-                                             tokens_of) for i in range(count)])
+        context, pool, at = ranked, ranking.hits, list(range(count))
+        if among is not None:
+            context, pool = among.grouped(len(among.hits)), among.hits
+            position = {c.hit.answer_key: j for j, c in enumerate(context)}
+            at = [position[c.hit.answer_key] for c in ranked[:count]]
+        rows = np.vstack([candidate_features(question, ranking.tokens, context, j, doc_freq, n_records, pool, tokens_of)
+                          for j in at])
         if not self.uses_verifier:
             return rows
         is_faq = [c.hit.kind != "doc" for c in ranked[:count]]
