@@ -8,6 +8,8 @@
     python bench/decision.py --chat-style            # also the sample questions with emoticons / courtesy formulas
     python bench/decision.py --typos                 # also the sample questions with one typing slip, typo repair on / off
     python bench/decision.py --labels                # also what labelled questions (operators' labels) add, cross-fitted
+    python bench/decision.py --categories            # also the questions asked with a category chosen
+    python bench/decision.py --plain                 # also the sample FAQ without its alternatives (a plain list)
 
 Each task gets a fresh embedded store, the product's Retriever/Answerer and a decision model built from
 that store exactly as the app builds it (DecisionProvider.build: store-derived rows + the bundled
@@ -250,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", action="store_true",
                         help="also the sample's answerable questions as operator labels (cross-fitted), at several answer "
                              "levels, and the check questions of data/checks with all of them")
+    parser.add_argument("--categories", action="store_true",
+                        help="also the sample questions asked with a category chosen: out-of-scope ones under every "
+                             "category, FAQ questions under their own, none and another")
     parser.add_argument("--plain", action="store_true",
                         help="also the sample FAQ as a plain question/answer list (no alternative questions), and with "
                              "--public the public groups with one stored question each")
@@ -295,6 +300,8 @@ def run(args: argparse.Namespace, verifier: str) -> str:
         if args.labels:
             checks = [c for name in CHECKS if (DATA / name).exists() for c in read_cases(DATA / name, stored)]
             sections.append(labels_report(pipeline, cases, checks))
+        if args.categories:
+            sections.append(category_report(pipeline, cases))
         if args.typos:
             off = sample_pipeline(settings.with_overrides(text={"typo_repair": False}), Path(tmp) / "sample-no-repair")
             sections.append(typo_report({"on": pipeline, "off": off}, cases))
@@ -422,6 +429,35 @@ def typo_report(pipelines: dict[str, Pipeline], cases: list[Case], seed: int = 7
                             f"repair changed {repaired.get('one slip', 0)} of those asked with a slip and "
                             f"{repaired.get('as written', 0)} of those as written:", "", markdown_table(
         ["questions", "typo repair", "answer precision", "coverage", "clarify (in-scope)", "OOS answered", "top-1"], table), ""])
+
+
+def category_report(pipeline: Pipeline, cases: list[Case]) -> str:
+    """The questions asked with a category chosen (the page's filter): each out-of-scope one under every category
+    of the sample FAQ, each FAQ question under its own category, none, and another one (an answer there is wrong)."""
+    with (DATA / "faq.csv").open(encoding="utf-8") as handle:
+        category_of = {row["id"]: row["category"] for row in csv.DictReader(handle)}
+    categories = sorted(set(category_of.values()))
+    answerer = pipeline.answerer
+    outside = [c for c in cases if not c.answerable]
+    faq_cases = [c for c in cases if c.answerable and c.expected_label in category_of]
+    answered = sum(answerer.ask(c.question, category=name).type in ("faq", "doc") for name in categories for c in outside)
+    table = [[f"out of scope × {len(categories)} categories", f"answered {answered} / {len(outside) * len(categories)}",
+              answered / max(len(outside) * len(categories), 1), "", ""]]
+    for label, pick in (("FAQ questions, own category", lambda c, i: category_of[c.expected_label]),
+                        ("FAQ questions, no category", lambda c, i: None),
+                        ("FAQ questions, another category", lambda c, i: [n for n in categories
+                                                                          if n != category_of[c.expected_label]][i % (len(categories) - 1)])):
+        given = right = clarified = 0
+        for i, case in enumerate(faq_cases):
+            answer = answerer.ask(case.question, category=pick(case, i))
+            given += answer.type == "faq"
+            right += answer.type == "faq" and answer.faq_id in case.expected
+            clarified += answer.type == "clarify"
+        table.append([label, f"answered {given} / {len(faq_cases)}", right / max(given, 1), right / max(len(faq_cases), 1),
+                      clarified / max(len(faq_cases), 1)])
+    return "\n".join(["", "A category chosen (the page's filter, the API's `category`): the decision weighs every FAQ, the "
+                           "category narrows what may be answered:", "", markdown_table(
+        ["questions", "answers", "answer precision (out of scope: share answered)", "coverage", "clarify"], table), ""])
 
 
 if __name__ == "__main__":
