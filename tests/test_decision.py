@@ -264,8 +264,9 @@ def test_terminal_chat_numbers_clarify_candidates():
     assert pick_candidate("2", answer) == "환불은 언제 되나요?" and pick_candidate("배송", answer) == "배송"
 
 
-@pytest.mark.e5
-def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tmp_path):
+def _e5_store(e5_dir, tmp_path, faq=DATA / "faq.csv", docs: bool = True):
+    """(pipeline, settings) of a real e5 store of an FAQ file (None: none) and the sample documents, its decision
+    model ready."""
     from chatbot.pipeline import open_pipeline
     from chatbot.settings import load_settings
     from ingest.sync import ingest_paths
@@ -274,10 +275,18 @@ def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tm
         encoder={"model": str(e5_dir), "device": "cpu"},
         store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
     )
-    ingest_paths(settings, "faq", [DATA / "faq.csv"])
-    ingest_paths(settings, "doc", [DATA / "docs"])
+    if faq is not None:
+        ingest_paths(settings, "faq", [faq])
+    if docs:
+        ingest_paths(settings, "doc", [DATA / "docs"])
     pipeline = open_pipeline(settings)
     assert pipeline.answerer.prepare(300) is not None
+    return pipeline, settings
+
+
+@pytest.mark.e5
+def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tmp_path):
+    pipeline, settings = _e5_store(e5_dir, tmp_path)
     weather = pipeline.answerer.ask("오늘 서울 날씨 어때")
     assert weather.type == "fallback" and weather.p is not None and weather.p < 0.3
     paraphrase = pipeline.answerer.ask("택배비 얼마예요?")
@@ -290,22 +299,12 @@ def test_real_e5_sample_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tm
 def test_real_e5_plain_faq_list_falls_back_off_topic_and_answers_a_paraphrase(e5_dir, tmp_path):
     """The sample FAQ without its alternatives column: a decision model is trained from stand-in wordings, so an
     off-topic question near the shop's words falls back instead of getting the nearest FAQ above the threshold."""
-    from chatbot.pipeline import open_pipeline
-    from chatbot.settings import load_settings
-    from ingest.sync import ingest_paths
-
     plain = tmp_path / "faq.csv"
     with (DATA / "faq.csv").open(encoding="utf-8") as source, plain.open("w", encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, ["id", "category", "question", "answer"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(csv.DictReader(source))
-    settings = load_settings(
-        encoder={"model": str(e5_dir), "device": "cpu"},
-        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
-    )
-    ingest_paths(settings, "faq", [plain])
-    pipeline = open_pipeline(settings)
-    assert pipeline.answerer.prepare(300) is not None
+    pipeline, _ = _e5_store(e5_dir, tmp_path, faq=plain, docs=False)
     for off_topic in ("오늘 서울 날씨 어때", "주차장 요금 얼마예요"):
         assert pipeline.answerer.ask(off_topic).type == "fallback", off_topic
     paraphrase = pipeline.answerer.ask("택배비 얼마예요?")
@@ -399,18 +398,8 @@ def test_the_safety_rule_weighs_only_rows_worded_like_real_questions():
 
 @pytest.mark.e5
 def test_real_e5_store_of_documents_only_is_decided_by_its_model(e5_dir, tmp_path):
-    from chatbot.pipeline import open_pipeline
-    from chatbot.settings import load_settings
-    from ingest.sync import ingest_paths
-
-    settings = load_settings(
-        encoder={"model": str(e5_dir), "device": "cpu"},
-        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
-    )
-    ingest_paths(settings, "doc", [DATA / "docs"])
-    pipeline = open_pipeline(settings)
-    model = pipeline.answerer.prepare(300)
-    assert model is not None and pipeline.answerer.model_beats_threshold(model)
+    pipeline, _ = _e5_store(e5_dir, tmp_path, faq=None)
+    assert pipeline.answerer.model_beats_threshold(pipeline.answerer.decision.current())
     for off_topic in ("오늘 서울 날씨 어때", "주차장 요금 얼마예요", "노트북 추천해 주세요"):
         assert pipeline.answerer.ask(off_topic).type == "fallback", off_topic
 
@@ -420,18 +409,7 @@ def test_real_e5_a_category_does_not_make_an_off_topic_question_look_answered(e5
     """With 배송 chosen, "주차장 요금 얼마예요" was answered with the shipping-fee FAQ (P 0.53): the filter had
     hidden every better candidate, so that one stood out. A question of that category is still answered in it,
     and one of another category is not answered from the chosen one."""
-    from chatbot.pipeline import open_pipeline
-    from chatbot.settings import load_settings
-    from ingest.sync import ingest_paths
-
-    settings = load_settings(
-        encoder={"model": str(e5_dir), "device": "cpu"},
-        store={"path": str(tmp_path / "chroma"), "cache_dir": str(tmp_path / "cache")},
-    )
-    ingest_paths(settings, "faq", [DATA / "faq.csv"])
-    ingest_paths(settings, "doc", [DATA / "docs"])
-    pipeline = open_pipeline(settings)
-    assert pipeline.answerer.prepare(300) is not None
+    pipeline, settings = _e5_store(e5_dir, tmp_path)
     assert pipeline.answerer.ask("주차장 요금 얼마예요", category="배송").type == "fallback"
     shipping = pipeline.answerer.ask("택배비 얼마예요?", category="배송")
     assert shipping.type == "faq" and shipping.faq_id == "ship-001"

@@ -53,13 +53,13 @@ class DecisionModel:
         question asked without its category filter), whose candidates their margins are measured against, as
         in training: a filter that hides the better FAQs would otherwise make the nearest one look sure."""
         count = min(n, len(ranked))
-        tokens_of = candidate_tokens(ranked[:count], index)
-        doc_freq, n_records = index.doc_freq, len(index.records.ids)
         context, pool, at = ranked, ranking.hits, list(range(count))
         if among is not None:
             context, pool = among.grouped(len(among.hits)), among.hits
             position = {c.hit.answer_key: j for j, c in enumerate(context)}
             at = [position[c.hit.answer_key] for c in ranked[:count]]
+        tokens_of = candidate_tokens([context[j] for j in at], index)
+        doc_freq, n_records = index.doc_freq, len(index.records.ids)
         rows = np.vstack([candidate_features(question, ranking.tokens, context, j, doc_freq, n_records, pool, tokens_of)
                           for j in at])
         if not self.uses_verifier:
