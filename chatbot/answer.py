@@ -82,6 +82,10 @@ class Answerer:
     def _answer(self, text: str, k: int | None, category: str | None, mode: Mode | None) -> Answer:
         mode = mode or self.retriever.default_mode
         model = self.decision.current() if self.decision is not None and mode in DECISION_MODES else None
+        if model is None and mode in DECISION_MODES and self.decision is not None and self.decision.status == "building":
+            # the store's first model (a later build leaves the previous one deciding): only the raw threshold
+            # could answer now, and it answers off-topic questions with the nearest FAQ
+            model = self.decision.wait(self.settings.first_model_wait_s)
         if model is not None and isinstance(self.retriever, Retriever) and self.model_beats_threshold(model):
             # one retrieval gives both the hits and the score parts the model reads
             k = k or self.retriever.top_k

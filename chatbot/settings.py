@@ -96,6 +96,9 @@ class AnswerSettings(BaseModel):
     doc_threshold: float | None = None
     # Hybrid mode decides with a model trained from the store (chatbot/decision/), not a raw cosine:
     decision_model: bool = True  # false = the thresholds above decide in every mode
+    # a question asked while the store's first decision model is being built (after the first upload into an empty
+    # store) waits this long for it before the threshold decides; later builds leave the previous model deciding
+    first_model_wait_s: float = Field(15.0, ge=0.0)
     # P is calibrated for traffic where this share of questions is in scope (the training rows are mostly not)
     in_scope_share: float = Field(0.8, gt=0.0, lt=1.0)
     wrong_cost: float = Field(1.0, gt=0.0)  # answer level = cost / (1 + cost): answer when P(right) beats it

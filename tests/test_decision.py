@@ -244,6 +244,22 @@ def test_a_plain_faq_list_without_alternatives_still_trains_a_decision_model(mak
     assert 0 < model.info["positives"] <= model.info["rows_stand-in"]
 
 
+@pytest.mark.parametrize("wait_s", [0.0, 30.0])
+def test_a_question_asked_while_the_first_model_builds_waits_for_it(make_settings, tmp_path, monkeypatch, wait_s):
+    """After the first upload into an empty store, the first decision model builds in the background; a question
+    asked meanwhile waits for it (answer.first_model_wait_s) instead of being answered by the raw threshold."""
+    import time
+
+    items = [FaqItem(q, group, answer=f"{group} 답변") for group, qs in FAQS.items() for q in qs]
+    pipeline = temporary_pipeline(make_settings(answer={"decision_model": True, "first_model_wait_s": wait_s}),
+                                  faq_records(items), tmp_path / "first")
+    real = DecisionProvider.build
+    monkeypatch.setattr(DecisionProvider, "build", lambda self, fingerprint=None: time.sleep(1.0) or real(self, fingerprint))
+    answer = pipeline.answerer.ask("배송비는 얼마인가요?")
+    assert (answer.p is not None) == (wait_s > 0)  # P: the model decided; None: the threshold did
+    assert pipeline.answerer.prepare(60) is not None
+
+
 def test_without_a_model_the_threshold_decides(make_settings, tmp_path):
     items = [FaqItem(q, group) for group, qs in FAQS.items() for q in qs]
     pipeline = temporary_pipeline(make_settings(), faq_records(items), tmp_path / "off")

@@ -104,8 +104,9 @@ class Service:
             self.set_status("loading", "검색 색인을 준비하는 중")
             pipeline.retriever.lexical  # noqa: B018 - builds or loads the BM25 cache now, not on the first question
             if pipeline.store.count():
-                # warm-up: first encode, first Chroma query, and the decision model's background build begins
-                # (a greeting would be answered before retrieval and warm nothing)
+                # warm-up: first encode, first Chroma query, and the decision model's build begins (the question
+                # waits for a first model a while: answer.first_model_wait_s; a greeting would warm nothing)
+                self.set_status("loading", "답변 판단 모델을 준비하는 중 (preparing the answer decision model)")
                 pipeline.answerer.ask(WARM_UP_QUESTION)
                 self._await_decision(pipeline)
             if pipeline.encoder.release_torch():
@@ -127,7 +128,6 @@ class Service:
         decision = pipeline.answerer.decision
         if decision is None or decision.current() is not None:
             return
-        self.set_status("loading", "답변 판단 모델을 준비하는 중 (preparing the answer decision model)")
         waited = time.monotonic()
         if pipeline.answerer.prepare(self.settings.app.decision_wait_s) is None:
             log.warning("No decision model after %.0f s: the score threshold decides until one is ready",
