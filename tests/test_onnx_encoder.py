@@ -409,3 +409,27 @@ def test_a_new_export_deletes_the_exports_nobody_loaded_for_days(tiny_model_dir,
     kept = old_export("0ld0format0000d")
     assert prune_unused(onnx_dir(copy), 0) == [] and kept.is_dir()  # 0 days: keep everything
     assert prune_unused(onnx_dir(copy), 14) == [kept]
+
+
+def test_the_folder_fingerprint_never_walks_into_the_onnx_cache(tiny_model_dir, monkeypatch):
+    """A fused graph made in the background puts a temporary folder under onnx/ and removes it; a second load of
+    the same model that walked into it half-way failed with FileNotFoundError. The walk leaves onnx/ alone and
+    reads the same files as before (no export is made again after an upgrade)."""
+    import os
+
+    from chatbot.onnx_encoder import _is_ours, folder_fingerprint
+
+    (onnx_dir(tiny_model_dir) / ".fuse-in-progress").mkdir(parents=True, exist_ok=True)
+    before = sorted(p for p in tiny_model_dir.rglob("*") if p.is_file() and not _is_ours(p.relative_to(tiny_model_dir)))
+    real_scandir = os.scandir
+
+    def vanishing(path="."):
+        if ".fuse-" in str(path):
+            raise FileNotFoundError(path)
+        return real_scandir(path)
+
+    key = onnx_dir(tiny_model_dir).name
+    monkeypatch.setattr(os, "scandir", vanishing)
+    assert folder_fingerprint(tiny_model_dir) == key  # walked past the vanishing folder, same key as before
+    assert sorted(onnx_encoder._model_files(tiny_model_dir)) == before
+    (onnx_dir(tiny_model_dir) / ".fuse-in-progress").rmdir()
