@@ -79,14 +79,14 @@ def onnx_runtime_available() -> bool:
 def folder_fingerprint(folder: Path) -> str:
     """sha256 over every file's relative path and content (our own ``onnx/`` folder excluded); ~0.4 s for e5."""
     digest = hashlib.sha256(f"export-format {EXPORT_FORMAT}\n".encode())
-    for path in sorted(_model_files(folder)):
+    for path in sorted(model_files(folder)):
         digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0")
         with open(path, "rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:16]
 
 
-def _model_files(folder: Path) -> list[Path]:
+def model_files(folder: Path) -> list[Path]:
     """The folder's files as the fingerprint reads them, without walking into our ``onnx/`` folder: a fused graph
     being made there in the background puts a temporary folder in it and removes it, which failed a walk that met
     it half-way (FileNotFoundError from a second load of the same model at that moment)."""

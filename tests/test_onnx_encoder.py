@@ -431,5 +431,5 @@ def test_the_folder_fingerprint_never_walks_into_the_onnx_cache(tiny_model_dir, 
     key = onnx_dir(tiny_model_dir).name
     monkeypatch.setattr(os, "scandir", vanishing)
     assert folder_fingerprint(tiny_model_dir) == key  # walked past the vanishing folder, same key as before
-    assert sorted(onnx_encoder._model_files(tiny_model_dir)) == before
+    assert sorted(onnx_encoder.model_files(tiny_model_dir)) == before
     (onnx_dir(tiny_model_dir) / ".fuse-in-progress").rmdir()

@@ -18,6 +18,7 @@ from chatbot.evaluation.metrics import (
     RECALL_AT, decision_counts, expected_calibration_error, hit_at, ndcg_at, percentile, recommend_threshold, reciprocal_rank,
 )
 from chatbot.modes import EVALUATION_MODES, MODES
+from chatbot.onnx_encoder import model_files
 from chatbot.pipeline import Pipeline, open_pipeline
 from chatbot.records import Record, content_hash
 from chatbot.settings import Settings
@@ -194,7 +195,9 @@ def build_runners(pipeline: Pipeline, modes: Sequence[str], adapted_model: str |
 
 
 def _folder_stamp(folder: Path) -> str:
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    """The model folder's own files by size and time (its onnx/ cache left out: a fused graph written there
+    later is the same model, and a walk into it can meet a temporary folder being removed)."""
+    files = sorted(model_files(folder)) if folder.is_dir() else []
     return "|".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
 
 
