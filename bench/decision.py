@@ -102,6 +102,20 @@ def public_pipeline(settings: Settings, folder: Path, limit: int | None, seed: i
     return temporary_pipeline(settings, faq_records(items), folder), cases
 
 
+def sample_cases(pipeline: Pipeline) -> list[Case]:
+    """The sample's evaluation questions, their expected answers read against this pipeline's store."""
+    stored = pipeline.store.all_records()
+    return [c for name in ("questions.csv", "questions_oos.csv", "doc_questions.csv") for c in read_cases(DATA / name, stored)]
+
+
+def task_report(title: str, pipeline: Pipeline, cases: list[Case], threshold: float) -> tuple[str, list[Row], float]:
+    """(report text, rows, answer level) of one task: a fresh decision model, the questions, the report."""
+    rows, build_s = measure(pipeline, cases)
+    level = pipeline.answerer.answer_level(pipeline.answerer.decision.current())
+    text, _ = report(title, rows, build_s, threshold, level)
+    return text, rows, level
+
+
 def measure(pipeline: Pipeline, cases: list[Case], k: int = 10, strip: bool = True, answer_p: float | None = None,
             model: DecisionModel | None = None) -> tuple[list[Row], float]:
     """strip=False: the questions as typed, emoticons and courtesy formulas included (before chatbot/message.py);
@@ -284,11 +298,8 @@ def run(args: argparse.Namespace, verifier: str) -> str:
     panels = []
     with tempfile.TemporaryDirectory(prefix="faqbot-decision-") as tmp:
         pipeline = sample_pipeline(settings, Path(tmp) / "sample")
-        stored = pipeline.store.all_records()
-        cases = [c for name in ("questions.csv", "questions_oos.csv", "doc_questions.csv") for c in read_cases(DATA / name, stored)]
-        rows, build_s = measure(pipeline, cases)
-        level = pipeline.answerer.answer_level(pipeline.answerer.decision.current())
-        text, _ = report("Sample: data/faq.csv + data/docs", rows, build_s, settings.answer.threshold, level)
+        cases = sample_cases(pipeline)
+        text, rows, level = task_report("Sample: data/faq.csv + data/docs", pipeline, cases, settings.answer.threshold)
         sections.append(text)
         info = pipeline.answerer.decision.current().info
         if "verifier_s" in info:
@@ -298,6 +309,7 @@ def run(args: argparse.Namespace, verifier: str) -> str:
         if args.chat_style:
             sections.append(chat_style_report(pipeline, cases, level))
         if args.labels:
+            stored = pipeline.store.all_records()
             checks = [c for name in CHECKS if (DATA / name).exists() for c in read_cases(DATA / name, stored)]
             sections.append(labels_report(pipeline, cases, checks))
         if args.categories:
@@ -307,11 +319,8 @@ def run(args: argparse.Namespace, verifier: str) -> str:
             sections.append(typo_report({"on": pipeline, "off": off}, cases))
         if args.plain:
             plain = plain_sample_pipeline(settings, Path(tmp) / "plain")
-            rows, build_s = measure(plain, [c for name in ("questions.csv", "questions_oos.csv", "doc_questions.csv")
-                                            for c in read_cases(DATA / name, plain.store.all_records())])
-            level = plain.answerer.answer_level(plain.answerer.decision.current())
-            text, _ = report("Sample as a plain list: data/faq.csv without its alternatives + data/docs", rows, build_s,
-                             settings.answer.threshold, level)
+            text, rows, _ = task_report("Sample as a plain list: data/faq.csv without its alternatives + data/docs",
+                                        plain, sample_cases(plain), settings.answer.threshold)
             sections.append(text)
             panels.append(("sample, plain list", rows))
         if args.public:
@@ -321,11 +330,9 @@ def run(args: argparse.Namespace, verifier: str) -> str:
                 for plain in ((False, True) if args.plain else (False,)):
                     public, public_cases = public_pipeline(settings, Path(tmp) / f"public-{plain}", args.limit or None,
                                                            plain=plain)
-                    rows, build_s = measure(public, public_cases)
-                    level = public.answerer.answer_level(public.answerer.decision.current())
                     name = "one stored question per group" if plain else "answer groups"
-                    text, _ = report(f"Public: chatbot_data_dev.csv ({name}, a fifth left out)", rows, build_s,
-                                     settings.answer.threshold, level)
+                    text, rows, _ = task_report(f"Public: chatbot_data_dev.csv ({name}, a fifth left out)", public,
+                                                public_cases, settings.answer.threshold)
                     sections.append(text)
                     panels.append((f"public, {name}", rows))
     if args.plot:

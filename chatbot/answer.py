@@ -81,23 +81,22 @@ class Answerer:
 
     def _answer(self, text: str, k: int | None, category: str | None, mode: Mode | None) -> Answer:
         mode = mode or self.retriever.default_mode
-        model = self.decision.current() if self.decision is not None and mode in DECISION_MODES else None
-        if model is None and mode in DECISION_MODES and self.decision is not None and self.decision.status == "building":
+        decision = self.decision if mode in DECISION_MODES else None
+        model = decision.current() if decision is not None else None
+        if model is None and decision is not None and decision.status == "building":
             # the store's first model (a later build leaves the previous one deciding): only the raw threshold
             # could answer now, and it answers off-topic questions with the nearest FAQ
-            model = self.decision.wait(self.settings.first_model_wait_s)
+            model = decision.wait(self.settings.first_model_wait_s)
         if model is not None and isinstance(self.retriever, Retriever) and self.model_beats_threshold(model):
-            # one retrieval gives both the hits and the score parts the model reads
+            # one retrieval gives both the hits and the score parts the model reads; a category narrows what may
+            # be answered, and the decision still weighs every FAQ (the unfiltered ranking, see candidate_rows)
             k = k or self.retriever.top_k
-            if not category:
-                ranking = self.retriever.candidates(text, k)
-                return self.decide_with_model(text, ranking, model, k) if ranking.hits else self.fallback([])
-            # the category narrows what may be answered; the decision still weighs every FAQ (see candidate_rows)
-            vector = self.retriever.question_vectors([text])[0]
-            ranking = self.retriever.candidates(text, k, {"category": category}, vector=vector)
+            vector = self.retriever.question_vectors([text])[0] if category else None
+            ranking = self.retriever.candidates(text, k, {"category": category} if category else None, vector=vector)
             if not ranking.hits:
                 return self.fallback([])
-            return self.decide_with_model(text, ranking, model, k, among=self.retriever.candidates(text, k, vector=vector))
+            among = self.retriever.candidates(text, k, vector=vector) if category else None
+            return self.decide_with_model(text, ranking, model, k, among=among)
         hits = self.retriever.search(text, k=k, mode=mode, category=category)
         return self.decide(hits, mode)
 

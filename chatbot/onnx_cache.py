@@ -31,8 +31,9 @@ def mark_used(directory: Path) -> None:
 
 def last_used(directory: Path) -> float | None:
     """When this export was last loaded or written (epoch seconds); None for a folder that is not a finished export."""
-    times = [p.stat().st_mtime for p in (directory / EXPORT_MARK, directory / USED_MARK) if p.is_file()]
-    return max(times) if (directory / EXPORT_MARK).is_file() and times else None
+    if not (directory / EXPORT_MARK).is_file():
+        return None
+    return max(p.stat().st_mtime for p in (directory / EXPORT_MARK, directory / USED_MARK) if p.is_file())
 
 
 def prune_unused(keep: Path, days: float) -> list[Path]:

@@ -135,15 +135,13 @@ def build_examples(
     doc_freq, n = index.doc_freq, max(len(records.ids), 1)
     group_of: dict[str, list[str]] = {}
     variants: list[tuple[str, str, str]] = []  # (record id, text, group key)
-    row_of: dict[str, int] = {}  # FAQ record id → its row in records (a stand-in reads its answer)
     chunks: list[tuple[str, str, str]] = []  # (record id, text, source)
-    for row, (record_id, text, meta) in enumerate(zip(records.ids, records.texts, records.metadatas)):
+    for record_id, text, meta in zip(records.ids, records.texts, records.metadatas):
         kind = meta.get("kind", "faq")
         if kind == "faq" and meta.get("faq_id"):
             key = f"{meta.get('source', '')}::{meta['faq_id']}"
             group_of.setdefault(key, []).append(record_id)
             variants.append((record_id, text, key))
-            row_of[record_id] = row
         elif kind == "doc":
             chunks.append((record_id, text, str(meta.get("source", ""))))
     # An FAQ with at least two variants gives a positive by leaving one out; one with a single wording
@@ -155,7 +153,8 @@ def build_examples(
         askable = rng.sample(askable, max_variants)
     if len(lone) * STAND_INS > max_variants:
         lone = rng.sample(lone, max(max_variants // STAND_INS, 1))
-    faqs = [(text, str(records.metadatas[row_of[record_id]].get("answer") or "")) for record_id, text, _ in lone]
+    rows = index.position.lookup([record_id for record_id, _, _ in lone])
+    faqs = [(text, str(records.metadatas[row].get("answer") or "")) for (_, text, _), row in zip(lone, rows)]
     stand_ins = [(record_id, wording, key) for (record_id, _, key), wordings in zip(lone, stand_in_questions(faqs))
                  for wording in wordings]
     if len(chunks) * PASSAGE_QUESTIONS > max_variants:
