@@ -20,12 +20,6 @@ def fuse(cosine: np.ndarray | float, lexical: np.ndarray | float, weight: float)
     )
 
 
-def fused_hits(hits: Sequence[Hit], cosines: Sequence[float], lexical: Sequence[float], weight: float) -> list[Hit]:
-    """The hits with their fused score (parallel sequences)."""
-    scores = fuse(np.asarray(cosines, dtype=np.float64), np.asarray(lexical, dtype=np.float64), weight)
-    return [hit.rescored(score) for hit, score in zip(hits, scores.tolist())]
-
-
 def cosine_ceiling(nearest: Sequence[tuple[str, float]], candidates: int) -> float:
     """The best cosine a record Chroma did not return can have: its last one when it returned a full list."""
     return nearest[-1][1] if len(nearest) >= candidates else 1.0

@@ -80,6 +80,7 @@ class LexicalIndex:
         self.token_key = self.token_key or tokeniser_key(self.typos)
         self._masks: dict[str, np.ndarray] = {}
         self._decoded: dict[int, Hit] = {}
+        self._token_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}  # the same candidates recur, like _decoded
 
     @classmethod
     def build(cls, records: StoredRecords | IndexedRecords, settings: LexicalSettings, fingerprint: str,
@@ -278,10 +279,16 @@ class LexicalIndex:
             if row < 0:
                 out.append(None)
                 continue
-            own = self.tokens.ids[self.tokens.ptr[row]:self.tokens.ptr[row + 1]].tolist()
-            entry = self.entries.ids[self.entries.ptr[row]:self.entries.ptr[row + 1]].tolist()
-            words = frozenset(self.tokens.vocab[t] for t in own)
-            out.append((words, words.union(self.entries.vocab[t] for t in entry)))
+            made = self._token_sets.get(row)
+            if made is None:
+                own = self.tokens.ids[self.tokens.ptr[row]:self.tokens.ptr[row + 1]].tolist()
+                entry = self.entries.ids[self.entries.ptr[row]:self.entries.ptr[row + 1]].tolist()
+                words = frozenset(self.tokens.vocab[t] for t in own)
+                made = (words, words.union(self.entries.vocab[t] for t in entry))
+                if len(self._token_sets) >= _DECODED_KEPT:
+                    self._token_sets.clear()
+                self._token_sets[row] = made
+            out.append(made)
         return out
 
     def hit(self, i: int, score: float) -> Hit:

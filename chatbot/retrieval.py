@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Protocol
 
@@ -55,7 +55,8 @@ class Candidates:
         """Best candidate per FAQ (documents: per chunk), best first, after dropping the excluded record
         ids (leave-one-out without re-indexing)."""
         by_id = {c.hit.record_id: c for c in self.hits if c.hit.record_id not in exclude}
-        return [replace(by_id[h.record_id], hit=h) for h in group_hits([c.hit for c in by_id.values()], k)]
+        return [Candidate(h, by_id[h.record_id].cosine, by_id[h.record_id].lexical)
+                for h in group_hits([c.hit for c in by_id.values()], k)]
 
 
 class SearchBackend(Protocol):
@@ -165,7 +166,8 @@ class Retriever:
         offset = self.doc_offset(question)
         tokens, found = self._hybrid(question, where, k, offset, vector)
         if offset:
-            found = [c if (hit := with_doc_offset(c.hit, offset)) is c.hit else replace(c, hit=hit) for c in found]
+            found = [c if (hit := with_doc_offset(c.hit, offset)) is c.hit else Candidate(hit, c.cosine, c.lexical)
+                     for c in found]
         found.sort(key=lambda c: c.hit.score, reverse=True)
         return Candidates(question, tuple(tokens), tuple(found))
 
@@ -216,15 +218,16 @@ class Retriever:
         if vector is None:
             vector = self.question_vectors([question])[0]
         nearest = self._nearest(vector, candidates) if where is None else self.store.nearest(vector, candidates, where)
-        dense = list(self.dense_hits(index, nearest).values())
+        rows, dense = self.dense_rows(index, nearest)
         tokens, scores, lexical_top = lexical_job.result()
-        cosines = [h.score for h in dense]
-        lexical = self._lexical_of(index, scores, dense)
-        fused = fusion.fused_hits(dense, cosines, lexical, weight)
+        cosines = [cosine for _, cosine in dense]
+        lexical = [float(scores[row]) if row >= 0 else 0.0 for row in rows]  # 0: a record the cache lacks yet
+        fused_scores = fusion.fuse(cosines, lexical, weight).tolist()
+        fused = [index.hit(row, f) if row >= 0 else hit.rescored(f) for row, (hit, _), f in zip(rows, dense, fused_scores)]
         out = [Candidate(h, c, min(x, 1.0)) for h, c, x in zip(fused, cosines, lexical)]
         # A keyword-only candidate is worth scoring only if its best possible score reaches the k-th group.
-        seen = {h.record_id for h in fused}
-        extra = [i for i in lexical_top if index.records.ids[i] not in seen]
+        seen = set(rows)
+        extra = [i for i in lexical_top if i not in seen]
         ceiling = fusion.cosine_ceiling(nearest, candidates)
         floor = fusion.pruning_floor(fused, k, offset)
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
@@ -236,8 +239,8 @@ class Retriever:
         cosines_found = [extra_cosines[ids[i]] for i in found]
         kept = [(i, c) for i, c, ok in zip(found, cosines_found, fusion.reachable(scores[found], weight, cosines_found, floor))
                 if ok]
-        more = fusion.fused_hits([index.hit(i, 0.0) for i, _ in kept], [c for _, c in kept], scores[[i for i, _ in kept]], weight)
-        out += [Candidate(h, c, min(float(scores[i]), 1.0)) for h, (i, c) in zip(more, kept)]
+        more = fusion.fuse([c for _, c in kept], scores[[i for i, _ in kept]], weight).tolist()
+        out += [Candidate(index.hit(i, f), c, min(float(scores[i]), 1.0)) for (i, c), f in zip(kept, more)]
         return tokens, out
 
     @property
@@ -258,25 +261,23 @@ class Retriever:
             batcher = self._nearest_batcher[1]
         return batcher(vector)
 
-    @staticmethod
-    def _lexical_of(index: LexicalIndex, scores: np.ndarray, hits: list[Hit]) -> list[float]:
-        """Each hit's BM25 coverage (0 for a record the cache does not know yet)."""
-        rows = index.position.lookup([h.record_id for h in hits])
-        return [float(scores[row]) if row >= 0 else 0.0 for row in rows]
-
     # --- the steps of a hybrid question (public so bench/speed.py can time them) -------------------
-    def dense_hits(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
-        """Chroma's nearest ids with their texts from the derived cache (same content: ids are content
-        hashes); records written after the cache was last checked are read from Chroma."""
+    def dense_rows(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> tuple[list[int], list[tuple[Hit | None, float]]]:
+        """Chroma's nearest records as cache positions (−1: written after the cache was last checked) with their
+        cosines; the records the cache lacks are read from Chroma (same content: ids are content hashes) and
+        come as hits, the rest as None, made into hits once their fused score is known. Ids the store no longer
+        has are left out."""
         rows = index.position.lookup([i for i, _ in nearest])
         fetched = self.store.hits([i for (i, _), row in zip(nearest, rows) if row < 0])  # none: no Chroma call
-        out = {}
-        for (record_id, cosine), row in zip(nearest, rows):
-            if row >= 0:
-                out[record_id] = index.hit(row, cosine)
-            elif record_id in fetched:
-                out[record_id] = fetched[record_id].rescored(cosine)
-        return out
+        kept = [(row, (None if row >= 0 else fetched[i], cosine)) for (i, cosine), row in zip(nearest, rows)
+                if row >= 0 or i in fetched]
+        return [row for row, _ in kept], [pair for _, pair in kept]
+
+    def dense_hits(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
+        """Chroma's nearest records as hits scored by their cosines, by id (dense_rows made into hits)."""
+        rows, dense = self.dense_rows(index, nearest)
+        hits = [index.hit(row, cosine) if row >= 0 else hit.rescored(cosine) for row, (hit, cosine) in zip(rows, dense)]
+        return {h.record_id: h for h in hits}
 
     def lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
         """Coverage-normalised BM25 of every cached record (0 outside the category filter)."""

@@ -73,6 +73,15 @@ class Dictionary:
     def rows(self) -> list[dict[str, Any]]:
         return [e.as_row() for e in self.entries]
 
+    def __hash__(self) -> int:
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        """Hashed once: the Kiwi analysis cache keys on the dictionary in force, several times per question,
+        and a frozen dataclass would hash every entry each time."""
+        return hash(self.entries)
+
     @cached_property
     def fingerprint(self) -> str:
         """Changes whenever any entry does: derived caches built from dictionary tokens key on it (computed

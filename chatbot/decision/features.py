@@ -90,13 +90,22 @@ def idf(token: str, doc_freq: dict[str, int], n: int) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
+def variant_scores(pool: Sequence[Candidate]) -> dict[str, list[tuple[str, float]]]:
+    """(record id, fused score) of every candidate in the pool, by answer key: each FAQ's ranked wordings."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for r in pool:
+        out.setdefault(r.hit.answer_key, []).append((r.hit.record_id, r.fused))
+    return out
+
+
 def candidate_features(
     question: str, tokens: Sequence[str], ranked: Sequence[Candidate], i: int,
     doc_freq: dict[str, int], n_records: int, pool: Sequence[Candidate] = (),
-    tokens_of: Mapping[str, TokenSets] | None = None,
+    tokens_of: Mapping[str, TokenSets] | None = None, variants: Mapping[str, list[tuple[str, float]]] | None = None,
 ) -> np.ndarray:
     """Features of ranked[i] as the answer to `question` (ranked: grouped candidates, best first;
-    pool: the ungrouped candidates they came from, for how many variants of the FAQ agree;
+    pool: the ungrouped candidates they came from, for how many variants of the FAQ agree, or variants:
+    variant_scores(pool), made once for the several candidates of one ranking;
     tokens_of: candidate_tokens of ranked[i] and maybe others, else read here)."""
     c = ranked[i]
     others = [r.fused for j, r in enumerate(ranked) if j != i]
@@ -109,8 +118,8 @@ def candidate_features(
     weights = {t: idf(t, doc_freq, n_records) for t in unique}
     total = sum(weights.values())
     # other variants of the same FAQ that also rank high: several wordings agreeing is stronger evidence
-    siblings = sorted((r.fused for r in pool if r.hit.answer_key == c.hit.answer_key and r.hit.record_id != c.hit.record_id),
-                      reverse=True)
+    wordings = (variants if variants is not None else variant_scores(pool)).get(c.hit.answer_key, ())
+    siblings = sorted((fused for record_id, fused in wordings if record_id != c.hit.record_id), reverse=True)
     support = sum(1 for f in siblings if f >= best_other)
     second = siblings[0] if siblings else c.fused - 0.1
     return np.array([

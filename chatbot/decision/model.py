@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.decision.features import NAMES, candidate_features, candidate_tokens
+from chatbot.decision.features import NAMES, candidate_features, candidate_tokens, variant_scores
 from chatbot.decision.verifier import NAMES as VERIFIER_NAMES
 from chatbot.decision.verifier import candidate_text, feature_rows
 from chatbot.lexical import LexicalIndex
@@ -60,8 +60,9 @@ class DecisionModel:
             at = [position[c.hit.answer_key] for c in ranked[:count]]
         tokens_of = candidate_tokens([context[j] for j in at], index)
         doc_freq, n_records = index.doc_freq, len(index.records.ids)
-        rows = np.vstack([candidate_features(question, ranking.tokens, context, j, doc_freq, n_records, pool, tokens_of)
-                          for j in at])
+        variants = variant_scores(pool)
+        rows = np.vstack([candidate_features(question, ranking.tokens, context, j, doc_freq, n_records,
+                                             tokens_of=tokens_of, variants=variants) for j in at])
         if not self.uses_verifier:
             return rows
         is_faq = [c.hit.kind != "doc" for c in ranked[:count]]
