@@ -1,7 +1,7 @@
 """Throughput of the running app under N parallel API clients, as a ratio of the encoder's own batched
 throughput measured in the same run (the encoder is the bottleneck, so that is the ceiling).
 
-    python bench/api_load.py [--clients 50] [--seconds 20] [--rounds 3] [--question-cache 4096] [--fresh]
+    python bench/api_load.py [--clients 50] [--seconds 20] [--warm-up 3] [--rounds 3] [--question-cache 4096] [--fresh]
 
 Starts the real app (`python app.py`, sample data, offline e5, configured encoder backend) on a
 loopback port with the rate limits off, runs N closed-loop clients for the given time (bounded: it
@@ -185,6 +185,8 @@ def one_round(args: argparse.Namespace) -> Round:
                 started = time.perf_counter()
                 http.post(f"{base}/api/ask", json={"question": q})
                 single.append(time.perf_counter() - started)
+        if args.warm_up > 0:  # the fresh questions' tail: never reached by the measured window
+            run_load(base, args.clients, args.warm_up, questions[-2000:] if args.fresh else questions)
         server_before, client_before = process_cpu_seconds(proc.pid), time.process_time()
         latencies, statuses = run_load(base, args.clients, args.seconds, questions)
         server_after, client_cpu = process_cpu_seconds(proc.pid), time.process_time() - client_before
@@ -199,7 +201,7 @@ def one_round(args: argparse.Namespace) -> Round:
     lines = [
         f"encoder alone, batched (64): {rate:.0f} questions/s (before the load {rate_before:.0f}, after {rate_after:.0f})",
         f"one question over HTTP, alone: p50 {statistics.median(single) * 1000:.0f} ms",
-        f"{args.clients} parallel clients, {args.seconds:.0f} s: {throughput:.1f} questions/s = "
+        f"{args.clients} parallel clients, {args.seconds:.0f} s after {args.warm_up:.0f} s of warm-up: {throughput:.1f} questions/s = "
         f"{throughput / rate:.2f}× the batched encoder; p50 {statistics.median(lat) * 1000:.0f} ms, "
         f"p95 {p95 * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms; statuses {dict(statuses)}",
     ]
@@ -224,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--question-cache", type=int, default=0,
                         help="the app's recent-question cache (encoder.question_cache); off by default: the clients "
                              "repeat 15 questions, and the ratio measures the encoder-bound path")
+    parser.add_argument("--warm-up", type=float, default=3.0,
+                        help="seconds of the same load before the measured window, not counted (a started server's "
+                             "first seconds fill its caches of decoded records and analyses; --fresh warms up on "
+                             "other questions than the measured ones); 0 measures from the first request")
     parser.add_argument("--fresh", action="store_true",
                         help="every request asks a question not asked before (20,000 generated ones) instead of "
                              "cycling through 15: what per-text caches cannot save")

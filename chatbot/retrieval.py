@@ -231,7 +231,7 @@ class Retriever:
         ceiling = fusion.cosine_ceiling(nearest, candidates)
         floor = fusion.pruning_floor(fused, k, offset)
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
-        ids = {i: index.records.ids[i] for i in extra}
+        ids = dict(zip(extra, index.ids_at(extra)))
         extra_cosines = self.cosines(list(ids.values()), vector)
         found = [i for i in extra if ids[i] in extra_cosines]
         # with its real cosine, a candidate below the floor cannot reach the k-th group either: it is dropped
@@ -290,7 +290,7 @@ class Retriever:
         pruning need no store call after it (one Chroma get costs ~0.6 ms + 0.025 ms per id at 100k)."""
         tokens, scores = self._query_scores(index, question, where)
         top = top_positions(scores, n)
-        self._cached_vectors([index.records.ids[i] for i in top])
+        self._cached_vectors(index.ids_at(top))
         return tokens, scores, top
 
     def _query_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> tuple[list[str], np.ndarray]:
