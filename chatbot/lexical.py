@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -56,7 +56,7 @@ def tokeniser_key(typos: bool) -> str:
 class IndexedRecords:
     """The indexed records as parallel sequences (decoded item by item, never all at once)."""
 
-    ids: Sequence[str]
+    ids: IdColumn
     texts: Sequence[str]
     metadatas: Sequence[dict[str, Any]]
 
@@ -80,7 +80,7 @@ class LexicalIndex:
         self.token_key = self.token_key or tokeniser_key(self.typos)
         self._masks: dict[str, np.ndarray] = {}
         self._decoded: dict[int, Hit] = {}
-        self._token_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}  # the same candidates recur, like _decoded
+        self._token_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}  # kept like _decoded: the same candidates recur
 
     @classmethod
     def build(cls, records: StoredRecords | IndexedRecords, settings: LexicalSettings, fingerprint: str,
@@ -136,10 +136,6 @@ class LexicalIndex:
     @cached_property
     def records(self) -> IndexedRecords:
         return IndexedRecords(IdColumn(self.columns.ids), self.columns.texts, MetadataColumn(self.columns.metadata_json))
-
-    def ids_at(self, rows: Sequence[int]) -> list[str]:
-        """The record ids at these positions, decoded in one pass (a question reads ~50 of them)."""
-        return [v.decode("utf-8") for v in self.columns.ids[np.asarray(rows, dtype=np.int64)].tolist()]
 
     @cached_property
     def vocab_dict(self) -> dict[str, int]:
@@ -283,28 +279,36 @@ class LexicalIndex:
             if row < 0:
                 out.append(None)
                 continue
-            made = self._token_sets.get(row)
-            if made is None:
-                own = self.tokens.ids[self.tokens.ptr[row]:self.tokens.ptr[row + 1]].tolist()
-                entry = self.entries.ids[self.entries.ptr[row]:self.entries.ptr[row + 1]].tolist()
-                words = frozenset(self.tokens.vocab[t] for t in own)
-                made = (words, words.union(self.entries.vocab[t] for t in entry))
-                if len(self._token_sets) >= _DECODED_KEPT:
-                    self._token_sets.clear()
-                self._token_sets[row] = made
-            out.append(made)
+            out.append(_kept(self._token_sets, row, self._token_sets_of))
         return out
+
+    def _token_sets_of(self, row: int) -> tuple[frozenset[str], frozenset[str]]:
+        own = self.tokens.ids[self.tokens.ptr[row]:self.tokens.ptr[row + 1]].tolist()
+        entry = self.entries.ids[self.entries.ptr[row]:self.entries.ptr[row + 1]].tolist()
+        words = frozenset(self.tokens.vocab[t] for t in own)
+        return words, words.union(self.entries.vocab[t] for t in entry)
 
     def hit(self, i: int, score: float) -> Hit:
         """Record i as a hit. Decoded hits are kept (bounded): the same few hundred records come back
         question after question, and decoding one costs more than copying it with a new score. The
         metadata dict is shared between hits of the same record, which never change it."""
-        kept = self._decoded.get(i)
-        if kept is None:
-            if len(self._decoded) >= _DECODED_KEPT:
-                self._decoded.clear()
-            kept = self._decoded[i] = Hit.of(self.records.ids[i], self.columns.texts[i], self.records.metadatas[i], 0.0)
-        return kept.rescored(score)
+        decoded = _kept(self._decoded, i, lambda row: Hit.of(self.records.ids[row], self.columns.texts[row],
+                                                               self.records.metadatas[row], 0.0))
+        return decoded.rescored(score)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _kept(cache: dict[K, V], key: K, make: Callable[[K], V]) -> V:
+    """cache[key], made and kept on first use; a cache of _DECODED_KEPT entries is emptied first (bounded memory)."""
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= _DECODED_KEPT:
+            cache.clear()
+        found = cache[key] = make(key)
+    return found
 
 
 def _tokenise(texts: list[str], typos: bool) -> list[list[str]]:

@@ -223,7 +223,7 @@ class Retriever:
         cosines = [cosine for _, cosine in dense]
         lexical = [float(scores[row]) if row >= 0 else 0.0 for row in rows]  # 0: a record the cache lacks yet
         fused_scores = fusion.fuse(cosines, lexical, weight).tolist()
-        fused = [index.hit(row, f) if row >= 0 else hit.rescored(f) for row, (hit, _), f in zip(rows, dense, fused_scores)]
+        fused = self.scored_hits(index, rows, dense, fused_scores)
         out = [Candidate(h, c, min(x, 1.0)) for h, c, x in zip(fused, cosines, lexical)]
         # A keyword-only candidate is worth scoring only if its best possible score reaches the k-th group.
         seen = set(rows)
@@ -231,7 +231,7 @@ class Retriever:
         ceiling = fusion.cosine_ceiling(nearest, candidates)
         floor = fusion.pruning_floor(fused, k, offset)
         extra = [i for i, ok in zip(extra, fusion.reachable(scores[extra], weight, ceiling, floor)) if ok]
-        ids = dict(zip(extra, index.ids_at(extra)))
+        ids = dict(zip(extra, index.records.ids.take(extra)))
         extra_cosines = self.cosines(list(ids.values()), vector)
         found = [i for i in extra if ids[i] in extra_cosines]
         # with its real cosine, a candidate below the floor cannot reach the k-th group either: it is dropped
@@ -276,8 +276,15 @@ class Retriever:
     def dense_hits(self, index: LexicalIndex, nearest: list[tuple[str, float]]) -> dict[str, Hit]:
         """Chroma's nearest records as hits scored by their cosines, by id (dense_rows made into hits)."""
         rows, dense = self.dense_rows(index, nearest)
-        hits = [index.hit(row, cosine) if row >= 0 else hit.rescored(cosine) for row, (hit, cosine) in zip(rows, dense)]
+        hits = self.scored_hits(index, rows, dense, [cosine for _, cosine in dense])
         return {h.record_id: h for h in hits}
+
+    @staticmethod
+    def scored_hits(index: LexicalIndex, rows: list[int], dense: list[tuple[Hit | None, float]], scores: list[float]
+                    ) -> list[Hit]:
+        """dense_rows' records as hits with these scores: from the cache, or the hit read from Chroma."""
+        return [index.hit(row, score) if row >= 0 else hit.rescored(score)  # type: ignore[union-attr]
+                for row, (hit, _), score in zip(rows, dense, scores)]
 
     def lexical_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> np.ndarray:
         """Coverage-normalised BM25 of every cached record (0 outside the category filter)."""
@@ -290,7 +297,7 @@ class Retriever:
         pruning need no store call after it (one Chroma get costs ~0.6 ms + 0.025 ms per id at 100k)."""
         tokens, scores = self._query_scores(index, question, where)
         top = top_positions(scores, n)
-        self._cached_vectors(index.ids_at(top))
+        self._cached_vectors(index.records.ids.take(top))
         return tokens, scores, top
 
     def _query_scores(self, index: LexicalIndex, question: str, where: dict[str, Any] | None) -> tuple[list[str], np.ndarray]:

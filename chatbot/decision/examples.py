@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chatbot.decision.candidates import Ranking, rank
-from chatbot.decision.features import candidate_features, candidate_tokens
+from chatbot.decision.features import candidate_features, candidate_tokens, variant_scores
 from chatbot.records import hit_label
 from chatbot.retrieval import Retriever
 from chatbot.text import analyses, normalise, split_sentences
@@ -184,7 +184,7 @@ def build_examples(
         else:
             label = int(right is not None and top.hit.answer_key == right)
         pool = [c for c in ranking.hits if c.hit.record_id not in exclude]
-        rows.append(candidate_features(ranking.question, ranking.tokens, ranked, 0, doc_freq, n, pool,
+        rows.append(candidate_features(ranking.question, ranking.tokens, ranked, 0, doc_freq, n, variant_scores(pool),
                                        candidate_tokens(ranked[:1], index)))
         labels.append(label)
         groups.append(group)

@@ -100,12 +100,12 @@ def variant_scores(pool: Sequence[Candidate]) -> dict[str, list[tuple[str, float
 
 def candidate_features(
     question: str, tokens: Sequence[str], ranked: Sequence[Candidate], i: int,
-    doc_freq: dict[str, int], n_records: int, pool: Sequence[Candidate] = (),
-    tokens_of: Mapping[str, TokenSets] | None = None, variants: Mapping[str, list[tuple[str, float]]] | None = None,
+    doc_freq: dict[str, int], n_records: int, variants: Mapping[str, list[tuple[str, float]]] | None = None,
+    tokens_of: Mapping[str, TokenSets] | None = None,
 ) -> np.ndarray:
     """Features of ranked[i] as the answer to `question` (ranked: grouped candidates, best first;
-    pool: the ungrouped candidates they came from, for how many variants of the FAQ agree, or variants:
-    variant_scores(pool), made once for the several candidates of one ranking;
+    variants: variant_scores of the ungrouped candidates they came from, for how many wordings of the FAQ
+    agree (made once for the several candidates of one ranking; none: ranked[i] alone);
     tokens_of: candidate_tokens of ranked[i] and maybe others, else read here)."""
     c = ranked[i]
     others = [r.fused for j, r in enumerate(ranked) if j != i]
@@ -118,7 +118,7 @@ def candidate_features(
     weights = {t: idf(t, doc_freq, n_records) for t in unique}
     total = sum(weights.values())
     # other variants of the same FAQ that also rank high: several wordings agreeing is stronger evidence
-    wordings = (variants if variants is not None else variant_scores(pool)).get(c.hit.answer_key, ())
+    wordings = (variants or {}).get(c.hit.answer_key, ())
     siblings = sorted((fused for record_id, fused in wordings if record_id != c.hit.record_id), reverse=True)
     support = sum(1 for f in siblings if f >= best_other)
     second = siblings[0] if siblings else c.fused - 0.1

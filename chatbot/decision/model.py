@@ -61,8 +61,8 @@ class DecisionModel:
         tokens_of = candidate_tokens([context[j] for j in at], index)
         doc_freq, n_records = index.doc_freq, len(index.records.ids)
         variants = variant_scores(pool)
-        rows = np.vstack([candidate_features(question, ranking.tokens, context, j, doc_freq, n_records,
-                                             tokens_of=tokens_of, variants=variants) for j in at])
+        rows = np.vstack([candidate_features(question, ranking.tokens, context, j, doc_freq, n_records, variants, tokens_of)
+                          for j in at])
         if not self.uses_verifier:
             return rows
         is_faq = [c.hit.kind != "doc" for c in ranked[:count]]
