@@ -12,7 +12,6 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from chatbot.encoder import DEFAULT_MODEL_ID, Encoder, load_encoder  # noqa: E402
 from chatbot.evaluation import Case, FaqItem  # noqa: E402
+from bench.tables import emit, markdown_table  # noqa: E402,F401  (re-exported: the bench scripts import them from here)
 from chatbot.records import content_hash  # noqa: E402
 from chatbot.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
 
@@ -151,29 +151,9 @@ def sample_task(settings: Settings, faq: Path = PROJECT_ROOT / "data" / "faq.csv
     return FaqTask("data/faq.csv + data/questions.csv", [], read_cases(questions), records)
 
 
-# --- output ------------------------------------------------------------------------------------------------
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "–" if np.isnan(value) else f"{value:.3f}"
-        return str(value)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def datasets_or_exit(folder: Path = DATASETS) -> bool:
     """True when the public datasets are there; otherwise says so (the caller exits 0)."""
     if folder.exists() and (folder / "chatbot_data_dev.csv").exists():
         return True
     print(f"SKIPPED: public datasets folder {folder} is absent (see shared/datasets/README.md); nothing to measure.")
     return False
-
-
-def emit(text: str, out: Path | None) -> None:
-    """Print a report and, when asked, also write it as markdown."""
-    print(text)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", encoding="utf-8")
