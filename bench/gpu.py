@@ -1,6 +1,6 @@
 """What a CUDA GPU does for the encoder: the product's GPU paths checked, and e5-small-shaped speed.
 
-    python bench/gpu.py [--shape FOLDER | --model FOLDER] [--seconds 5] [--device cuda] [--out FILE]
+    python bench/gpu.py [--shape FOLDER | --model FOLDER] [--batch-sizes 32,128] [--seconds 5] [--device cuda] [--out FILE]
 
 Nothing in the product needs a GPU; where one is present, `encoder.backend: auto` encodes with torch on it
 and `chatbot.train` trains on it in mixed precision. This checks those paths on the machine it runs on:
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="a sentence-transformers folder to time (e.g. the e5 export)")
     parser.add_argument("--shape", type=Path, help="a folder with config.json and tokenizer files: random weights")
     parser.add_argument("--seconds", type=float, default=5.0, help="per batch-size measurement")
-    parser.add_argument("--batch-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[32, 256],
+    parser.add_argument("--batch-sizes", type=lambda v: [int(x) for x in v.split(",")], default=[32, 128],
                         help="encoder.batch_size values to time on the GPU (the texts of one forward pass)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime CPU row (its export takes a while)")
     parser.add_argument("--out", type=Path)
