@@ -1,5 +1,6 @@
-"""Several app processes on one Chroma server: an FAQ ingested by a third process is answered by every
-replica within `lexical.refresh_s`, with no 5xx meanwhile; `--workers` is refused on an embedded store."""
+"""Several app processes on one Chroma server and one PostgreSQL question log: an FAQ ingested by a third
+process is answered by every replica within `lexical.refresh_s`, with no 5xx meanwhile, and every question
+either replica answered is in the one log; `--workers` is refused on an embedded store."""
 from __future__ import annotations
 
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 
 from chatbot.settings import PROJECT_ROOT
 from tests.helpers import app_env, free_port, start_chroma, stop, wait_healthy, write_faq
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 REFRESH_S = 2.0
 NEW_FAQ = ("points-1", "포인트", "적립 포인트는 언제 소멸되나요?", "적립일로부터 1년 뒤 소멸됩니다.", "")
@@ -48,33 +50,52 @@ def answered_faq(base: str, question: str, mode: str | None = None) -> str | Non
 
 
 class Poller(threading.Thread):
-    """Asks every replica continuously and counts the HTTP statuses (connection errors as 'error')."""
+    """Asks every replica continuously, counts the HTTP statuses (connection errors as 'error') and keeps the
+    question log ids each replica returned."""
 
     def __init__(self, bases: list[str]) -> None:
         super().__init__(daemon=True)
         self.bases, self.statuses, self.halt = bases, Counter[str](), threading.Event()
+        self.logged: dict[str, set[str]] = {base: set() for base in bases}
 
     def run(self) -> None:
         with httpx.Client(timeout=30) as client:
             while not self.halt.is_set():
                 for base in self.bases:
                     try:
-                        status = str(client.post(f"{base}/api/ask", json={"question": "배송은 얼마나 걸리나요?"}).status_code)
+                        response = client.post(f"{base}/api/ask", json={"question": "배송은 얼마나 걸리나요?"})
+                        status = str(response.status_code)
+                        if response.status_code == 200:
+                            self.logged[base].add(response.json()["question_id"])
                     except httpx.HTTPError as exc:
                         status = f"error {type(exc).__name__}"
                     self.statuses[status] += 1
 
 
+def logged_ids(url: str) -> set[str]:
+    """The ids of the question log's rows (the database every replica writes)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(text("SELECT id FROM questions")).scalars())
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.app
 @pytest.mark.server
+@pytest.mark.postgres
 @pytest.mark.slow
-def test_faq_ingested_beside_two_replicas_is_answered_by_both_within_refresh(tmp_path, tiny_model_dir):
+def test_faq_ingested_beside_two_replicas_is_answered_by_both_within_refresh(tmp_path, tiny_model_dir, postgres_url):
     chroma, port = start_chroma(tmp_path / "chroma-server")
     try:
         env = app_env(tmp_path, tiny_model_dir, store__host="127.0.0.1", store__port=str(port), store__collection="replicas",
-                      lexical__refresh_s=str(REFRESH_S), app__ask_per_minute="0")
+                      lexical__refresh_s=str(REFRESH_S), app__ask_per_minute="0", log__url=postgres_url)
         ingest(env, write_faq(tmp_path / "faq.csv"))
-        # replica A: two uvicorn workers on one port; replica B: one process. One log (SQLite), one cache folder.
+        # replica A: two uvicorn workers on one port; replica B: one process. One question log (PostgreSQL), as
+        # the README's deployment has it, and one cache folder.
         with app_process(tmp_path, env, "--workers", "2") as a, app_process(tmp_path, env) as b:
             poller = Poller([a, b])
             poller.start()
@@ -98,9 +119,16 @@ def test_faq_ingested_beside_two_replicas_is_answered_by_both_within_refresh(tmp
             time.sleep(1.0)
             poller.halt.set()
             poller.join(timeout=60)
-        print(f"new FAQ answered after {waited} s; statuses {dict(poller.statuses)}")
+            # each process writes its log in batches (log.flush_interval_ms); the rows must all reach the one database
+            deadline, wanted = time.monotonic() + 20, set().union(*poller.logged.values())
+            while not wanted <= (found := logged_ids(postgres_url)):
+                assert time.monotonic() < deadline, f"{len(wanted - found)} of {len(wanted)} answered questions not logged"
+                time.sleep(0.5)
+        print(f"new FAQ answered after {waited} s; statuses {dict(poller.statuses)}; "
+              f"logged {[len(ids) for ids in poller.logged.values()]} questions")
         assert poller.statuses["200"] > 10
         assert set(poller.statuses) == {"200"}, poller.statuses  # no 5xx, no dropped connection
+        assert all(poller.logged.values())  # both replicas answered and logged
     finally:
         stop(chroma)
 
