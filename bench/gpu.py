@@ -70,11 +70,13 @@ def encoder(model: Path, device: str, backend: str = "torch", batch_size: int = 
     return loaded
 
 
-def same_vectors(model: Path, device: str, questions: list[str]) -> float:
-    """Lowest cosine between the GPU's and the CPU's vector of each question."""
-    gpu = encoder(model, device).encode_questions(questions)
+def same_vectors(model: Path, device: str, questions: list[str]) -> str:
+    """Lowest cosine between the GPU's and the CPU's vector of each question, and what served on the GPU
+    (what /api/health reports)."""
+    on_gpu = encoder(model, device)
+    gpu = on_gpu.encode_questions(questions)
     cpu = encoder(model, "cpu").encode_questions(questions)
-    return float(np.min(np.sum(gpu * cpu, axis=1)))
+    return f"{float(np.min(np.sum(gpu * cpu, axis=1))):.6f} (served by backend {on_gpu.backend} on {on_gpu.device})"
 
 
 def train_on_gpu(model: Path, device: str, work: Path) -> str:
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         tiny = build_tiny_model(work / "tiny")
         lines.append(f"tiny BERT, {len(questions)} questions, lowest cosine GPU vs CPU: "
-                     f"{same_vectors(tiny, args.device, questions):.6f}")
+                     f"{same_vectors(tiny, args.device, questions)}")
         lines.append(f"chatbot.train on {args.device}: {train_on_gpu(tiny, args.device, work)}")
         model = args.model or (shaped_model(args.shape, work) if args.shape else None)
         if model is not None:

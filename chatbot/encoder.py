@@ -129,6 +129,11 @@ class Encoder:
         return "torch" if self.onnx is None else "onnx"
 
     @property
+    def device(self) -> str:
+        """Where a small call runs: "cpu" for ONNX Runtime, else the torch model's device ("cuda:0", "cpu")."""
+        return "cpu" if self.onnx is not None else str(self.model.device)
+
+    @property
     def model_id(self) -> str:
         return self.resolved.model_id
 

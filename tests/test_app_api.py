@@ -143,6 +143,7 @@ def test_health_reports_records_and_encoder(client, pipeline):
     body = got.json()
     assert body["status"] == "ok" and body["records"] == pipeline.store.count() > 0
     assert body["encoder"] == pipeline.encoder.model_id
+    assert (body["backend"], body["device"]) == (pipeline.encoder.backend, "cpu")  # the tests' settings: device cpu
     assert body["decision"] == "off"  # the tiny model's settings: the threshold decides
 
 

@@ -221,6 +221,8 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
                 "records": records,
                 "encoder": pipeline.encoder.model_id,
                 "dimension": pipeline.encoder.dimension,
+                "backend": pipeline.encoder.backend,  # an operator sees whether ONNX Runtime or torch (and a GPU) serves
+                "device": pipeline.encoder.device,
                 "mode": service.mode,
                 "decision": pipeline.answerer.decision.status if pipeline.answerer.decision is not None else "off",
             }
