@@ -137,6 +137,29 @@ def test_malformed_bodies_are_4xx(client, raw):
 
 
 # --- health -------------------------------------------------------------------------------------
+def test_ask_runs_off_the_event_loop_and_keeps_fastapis_error_contract(client):
+    """/api/ask parses, answers and serialises on a request thread (chatbot/web/thread_route.py); what a client
+    sees for bad bodies is what FastAPI's own handling gave: 400 for a body that cannot be read, 422 with
+    locations under "body" otherwise, and /openapi.json still documents both models."""
+    def post(content: bytes):
+        return client.post("/api/ask", content=content, headers={"Content-Type": "application/json"})
+
+    assert ask(client, question="배송은 얼마나 걸리나요?").json()["type"] == "faq"
+    empty = post(b"")
+    assert empty.status_code == 422 and empty.json()["detail"].endswith("body: 필수 항목입니다 (Field required)")
+    broken = post(b'{"question": ')
+    assert broken.status_code == 422 and "body: JSON 형식이 올바르지 않습니다" in broken.json()["detail"]
+    assert broken.json()["errors"][0]["loc"][0] == "body"
+    field = post('{"question": "배송", "k": 0}'.encode())
+    assert field.status_code == 422 and field.json()["errors"][0]["loc"] == ["body", "k"]
+    for unreadable in (b'{"question": "\xff\xfe"}', b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        got = post(unreadable)
+        assert got.status_code == 400 and "UTF-8" in got.json()["detail"]
+    operation = client.get("/openapi.json").json()["paths"]["/api/ask"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/AskRequest")
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/AskResponse")
+
+
 def test_health_reports_records_and_encoder(client, pipeline):
     got = client.get("/api/health")
     assert got.status_code == 200

@@ -4,7 +4,6 @@ Every refusal is a 4xx/503 JSON body {"detail": "Korean message (English)"}, nev
 """
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from chatbot.pipeline import Pipeline
 from chatbot.modes import MODES, Mode
 from chatbot.store import StoreUnavailableError
 from chatbot.web.service import NotReadyError, Service
+from chatbot.web.thread_route import ThreadRoute
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ _ERROR_WORDS = {
 def validation_message(errors: Sequence[dict[str, Any]]) -> str:
     parts = []
     for err in errors:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "body"
+        parts_of_loc = () if err.get("type") == "json_invalid" else err.get("loc", ())  # not the character position
+        loc = ".".join(str(p) for p in parts_of_loc if p not in ("body",)) or "body"
         korean = _ERROR_WORDS.get(str(err.get("type")), "올바르지 않습니다")
         parts.append(f"{loc}: {korean} ({err.get('msg')})")
     return "요청이 올바르지 않습니다. " + "; ".join(parts)
@@ -196,15 +197,18 @@ def build_api(target: "Pipeline | Service") -> FastAPI:
         detail = words.get(exc.status_code, str(exc.detail))
         return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=getattr(exc, "headers", None))
 
-    @app.post("/api/ask", response_model=AskResponse, tags=["chat"])
-    async def ask(request: AskRequest) -> dict[str, Any]:
-        # Retrieval blocks, so it runs on a request thread; the handler itself is async because FastAPI checks
-        # a sync handler's response on a second trip through the thread pool (one more hand-off per question).
-        answer, question_id = await anyio.to_thread.run_sync(functools.partial(
-            service.ask, request.question, k=request.k, category=request.category, mode=request.mode, channel="api",
-        ))
+    def ask(request: AskRequest) -> AskResponse:
+        # Runs on a request thread with its parsing and JSON (chatbot/web/thread_route.py): retrieval blocks.
+        answer, question_id = service.ask(
+            request.question, k=request.k, category=request.category, mode=request.mode, channel="api",
+        )
         faq_source = answer.sources[0].get("source") if answer.faq_id and answer.sources else None
-        return {**answer.to_dict(), "faq_source": faq_source, "mode": request.mode or service.mode, "question_id": question_id}
+        return AskResponse.model_validate({
+            **answer.to_dict(), "faq_source": faq_source, "mode": request.mode or service.mode, "question_id": question_id,
+        })
+
+    app.router.add_api_route("/api/ask", ask, methods=["POST"], response_model=AskResponse, tags=["chat"],
+                             route_class_override=ThreadRoute)
 
     @app.get("/api/health", tags=["ops"])
     def health() -> JSONResponse:
