@@ -4,9 +4,9 @@ body and sends the bytes.
 
 Why: after each encoder batch, the ~24 clients it answered ask again at once, and FastAPI's own handling of
 each request (body parsing, dependency solving, the response model) ran on the event loop first. Under 50
-parallel clients (`bench/api_load.py --fresh`, three A/B pairs) /api/ask on this route kept its median
-(164–167 ms against 167–174) and lost its slow tail: p95 226–231 ms instead of 376–413, 285–289 questions/s
-instead of 260–275 (docs/benchmarks.md): the later requests of a burst no longer miss the next batch. The
+parallel clients (`bench/api_load.py --fresh`, five A/B pairs) /api/ask on this route kept its median
+(154–167 ms against 166–174) and lost its slow tail: p95 211–231 ms instead of 376–413, a median 289
+questions/s instead of 275 (docs/benchmarks.md): the later requests of a burst no longer miss the next batch. The
 endpoint's signature still documents the route in /docs and /openapi.json, and errors keep FastAPI's
 contract: a body that cannot be decoded is 400, invalid JSON or fields are 422 (RequestValidationError, with
 locations under "body").
