@@ -24,9 +24,9 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from bench.tables import emit, markdown_table  # noqa: E402,F401  (re-exported: the bench scripts import them from here)
 from chatbot.encoder import DEFAULT_MODEL_ID, Encoder, load_encoder  # noqa: E402
 from chatbot.evaluation import Case, FaqItem  # noqa: E402
-from bench.tables import emit, markdown_table  # noqa: E402,F401  (re-exported: the bench scripts import them from here)
 from chatbot.records import content_hash  # noqa: E402
 from chatbot.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
 

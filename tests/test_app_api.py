@@ -136,7 +136,6 @@ def test_malformed_bodies_are_4xx(client, raw):
     assert got.status_code == 422 and isinstance(got.json()["detail"], str)
 
 
-# --- health -------------------------------------------------------------------------------------
 def test_ask_runs_off_the_event_loop_and_keeps_fastapis_error_contract(client):
     """/api/ask parses, answers and serialises on a request thread (chatbot/web/thread_route.py); what a client
     sees for bad bodies is what FastAPI's own handling gave: 400 for a body that cannot be read, 422 with
@@ -160,6 +159,7 @@ def test_ask_runs_off_the_event_loop_and_keeps_fastapis_error_contract(client):
     assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/AskResponse")
 
 
+# --- health -------------------------------------------------------------------------------------
 def test_health_reports_records_and_encoder(client, pipeline):
     got = client.get("/api/health")
     assert got.status_code == 200
