@@ -7,7 +7,8 @@
 
 (1) Throughput: N generated short Korean questions encoded in batches by `encoder.encode_questions`
     (sentences/s) vs the same N questions as a CSV through the real ingestion (`ingest_paths`) into a
-    fresh embedded store (records/s). Goal: ingestion ≥ 0.9 × the encoder.
+    fresh embedded store (records/s). Goal: ingestion ≥ 0.9 × the encoder. Also each run's CPU per
+    record split by thread (bench/thread_cpu.py): ONNX Runtime's lanes, Chroma's Rust threads, the rest.
 (2) Latency: `answerer.ask` in hybrid mode over stores of each size, vs `encoder.encode_questions`
     of the same single question, interleaved so both see the same machine load (how much the rest of a question
     adds to the configured encoder; the goals are against the torch encoder, below).
@@ -43,6 +44,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,12 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import e5_settings, emit, markdown_table  # noqa: E402
 from bench.lexical_scale import measure as measure_lexical, rss_mb, timed  # noqa: E402
+from bench.thread_cpu import cpu_of, name_threads  # noqa: E402
 from chatbot.encoder import Encoder, load_encoder  # noqa: E402
 from chatbot.evaluation import FaqItem, faq_records, percentile, temporary_pipeline  # noqa: E402
 from chatbot.lexical import LexicalIndex, cache_folder, load_or_build, top_positions  # noqa: E402
 from chatbot.records import Record  # noqa: E402
 from chatbot.pipeline import Pipeline  # noqa: E402
 from chatbot.settings import Settings  # noqa: E402
+from chatbot.store import Store  # noqa: E402
 from chatbot.text import forget_analyses  # noqa: E402
 
 # --- synthetic Korean FAQ questions ----------------------------------------------------------------------
@@ -127,16 +131,16 @@ def log(message: str) -> None:
 
 
 # --- (1) throughput -----------------------------------------------------------------------------------------
-def throughput(settings: Settings, encoder: Encoder, n: int, workdir: Path) -> list[list[Any]]:
+def throughput(settings: Settings, encoder: Encoder, n: int, workdir: Path) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The encoder alone (before and after) and the real ingestion of the same texts: rates, and where each
+    one's CPU went per record (the ONNX lanes, Chroma's own threads, the rest of the process)."""
     import chromadb  # noqa: F401  (a one-time ~0.8 s import, a cost of starting the process, not of ingesting)
 
-    from ingest.sync import ingest_paths
+    from ingest.sync import IngestReport, ingest_paths, open_store
 
     texts = generate_questions(n, seed=1)
     encoder.encode_questions(texts[:64])  # warm-up
-    started = time.perf_counter()
-    encoder.encode_questions(texts)
-    encode_s = time.perf_counter() - started
+    encode_s, encode_cpu = cpu_of(lambda: encoder.encode_questions(texts))
     log(f"encoded {n} questions in {encode_s:.1f}s")
 
     csv_path = workdir / "speed-faq.csv"
@@ -146,22 +150,38 @@ def throughput(settings: Settings, encoder: Encoder, n: int, workdir: Path) -> l
         writer.writerows([f"q{i}", text, f"답변 {i}: 고객센터로 문의해 주세요."] for i, text in enumerate(texts))
     ingest_settings = settings.with_overrides(store={"host": None, "path": str(workdir / "ingest-chroma"),
                                                      "collection": "speed", "cache_dir": str(workdir / "cache")})
-    started = time.perf_counter()
-    report = ingest_paths(ingest_settings, "faq", [csv_path], encoder=encoder)
-    ingest_s = time.perf_counter() - started
-    written = report.total().written
+    opened: list[Store] = []
+    reports: list[IngestReport] = []
+
+    def ingest() -> None:  # the store opened here and closed after the reading: Chroma's threads end with it
+        opened.append(open_store(ingest_settings, encoder)[0])
+        reports.append(ingest_paths(ingest_settings, "faq", [csv_path], encoder=encoder, store=opened[0]))
+
+    ingest_s, ingest_cpu = cpu_of(ingest)
+    opened[0].close()
+    written = reports[0].total().written
     log(f"ingested {written} records in {ingest_s:.1f}s")
 
-    started = time.perf_counter()  # the encoder again, after: the load may have changed meanwhile
-    encoder.encode_questions(texts)
-    encode_again_s = time.perf_counter() - started
+    encode_again_s, encode_again_cpu = cpu_of(lambda: encoder.encode_questions(texts))  # the load may have changed meanwhile
     encode_rate = n / ((encode_s + encode_again_s) / 2)
     ingest_rate = written / ingest_s
-    return [
+    rates = [
         ["encoder.encode_questions (batched, mean of a run before and after)", n, f"{encode_rate:.1f}", "1.00"],
         ["ingest_paths(faq CSV) into a fresh embedded store", written, f"{ingest_rate:.1f}",
          f"{ingest_rate / encode_rate:.2f} (goal ≥ 0.90)"],
     ]
+    cpu = [cpu_row("encoder alone, run before", encode_cpu, n), cpu_row("ingest_paths", ingest_cpu, written),
+           cpu_row("encoder alone, run after", encode_again_cpu, n)]
+    return rates, cpu
+
+
+def cpu_row(what: str, spent: Counter[str], records: int) -> list[Any]:
+    """ms of CPU per record: the ONNX lanes, Chroma's Rust threads, everything else, all."""
+    lanes = spent["onnx-lane"]
+    chroma = sum(seconds for name, seconds in spent.items() if name.startswith(("tokio", "sqlx")))
+    per = 1000 / max(records, 1)
+    return [what, f"{lanes * per:.2f}", f"{chroma * per:.2f}", f"{(spent['(all)'] - lanes - chroma) * per:.2f}",
+            f"{spent['(all)'] * per:.2f}"]
 
 
 # --- (2) latency --------------------------------------------------------------------------------------------------
@@ -288,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         args.n, args.sizes, args.questions, args.real_cap = 200, "2000,10000", 50, 2000
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     logging.basicConfig(level=logging.WARNING)
+    name_threads()  # before the encoder's lanes start: the throughput table splits the CPU by thread
 
     # No recent-question cache: the encoder alone is timed on the questions the ask just encoded, and would
     # answer them from it in ~0 ms (the ask's own encode, first in each pair, never hits it).
@@ -306,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{rss_mb():.0f} MB, load average at start {load_average()}"]
     workdir = Path(tempfile.mkdtemp(prefix="faqbot-speed-"))
     try:
-        rows = throughput(settings, encoder, args.n, workdir)
+        rows, cpu_rows = throughput(settings, encoder, args.n, workdir)
         sections.append("### Throughput\n" + markdown_table(["what", "records", "per second", "ratio"], rows))
+        sections.append("### Where the throughput runs' CPU went (ms per record, both cores together)\n" + markdown_table(
+            ["run", "ONNX Runtime lanes", "Chroma's threads", "the rest (Python, ingestion's own threads)", "all"], cpu_rows))
 
         questions = asked_questions(args.questions, seed=3)
         encoder.encode_questions(questions)  # warm-up: torch kernels for these lengths
