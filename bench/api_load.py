@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.common import e5_settings  # noqa: E402
+from bench.thread_cpu import read_stat  # noqa: E402
 from tests.helpers import free_port, wait_healthy  # noqa: E402
 
 QUESTIONS = [
@@ -143,11 +144,8 @@ def encoder_batched_rate(seconds: float = 10.0, questions: list[str] | None = No
 
 def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    read = read_stat(Path(f"/proc/{pid}/stat"))
+    return None if read is None else read[1]
 
 
 @dataclass

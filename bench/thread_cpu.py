@@ -20,6 +20,7 @@ from typing import Any
 
 _TASKS = Path("/proc/self/task")
 _PR_SET_NAME = 15
+_POOL_NUMBER = re.compile(r"[_-]?\d+$")  # "onnx-lane_0" → "onnx-lane"
 _named = False
 
 
@@ -43,18 +44,26 @@ def name_threads() -> bool:
     return True
 
 
+def read_stat(path: Path) -> tuple[str, float] | None:
+    """The name and the user + system CPU seconds in a /proc/…/stat file (a process's or a thread's);
+    None when it cannot be read (the thread or process ended, or no /proc)."""
+    try:
+        stat = path.read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return stat[stat.index("(") + 1 : stat.rindex(")")], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def thread_cpu() -> dict[str, float]:
     """CPU seconds (user + system) of every live thread, by thread id: name (a pool's number dropped)."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for task in _TASKS.iterdir() if _TASKS.is_dir() else ():
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
+        read = read_stat(task / "stat")
+        if read is None:  # the thread ended meanwhile
             continue
-        name = re.sub(r"[_-]?\d+$", "", stat[stat.index("(") + 1 : stat.rindex(")")])
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[f"{task.name}:{name}"] = (int(fields[11]) + int(fields[12])) / tick
+        name, seconds = read
+        out[f"{task.name}:{_POOL_NUMBER.sub('', name)}"] = seconds
     return out
 
 
