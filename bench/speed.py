@@ -140,7 +140,7 @@ def throughput(settings: Settings, encoder: Encoder, n: int, workdir: Path) -> t
 
     texts = generate_questions(n, seed=1)
     encoder.encode_questions(texts[:64])  # warm-up
-    encode_s, encode_cpu = cpu_of(lambda: encoder.encode_questions(texts))
+    _, encode_s, encode_cpu = cpu_of(lambda: encoder.encode_questions(texts))
     log(f"encoded {n} questions in {encode_s:.1f}s")
 
     csv_path = workdir / "speed-faq.csv"
@@ -150,19 +150,17 @@ def throughput(settings: Settings, encoder: Encoder, n: int, workdir: Path) -> t
         writer.writerows([f"q{i}", text, f"답변 {i}: 고객센터로 문의해 주세요."] for i, text in enumerate(texts))
     ingest_settings = settings.with_overrides(store={"host": None, "path": str(workdir / "ingest-chroma"),
                                                      "collection": "speed", "cache_dir": str(workdir / "cache")})
-    opened: list[Store] = []
-    reports: list[IngestReport] = []
+    # the store is opened inside the timing and closed after the CPU reading: Chroma's threads end with it
+    def ingest() -> tuple[Store, IngestReport]:
+        store = open_store(ingest_settings, encoder)[0]
+        return store, ingest_paths(ingest_settings, "faq", [csv_path], encoder=encoder, store=store)
 
-    def ingest() -> None:  # the store opened here and closed after the reading: Chroma's threads end with it
-        opened.append(open_store(ingest_settings, encoder)[0])
-        reports.append(ingest_paths(ingest_settings, "faq", [csv_path], encoder=encoder, store=opened[0]))
-
-    ingest_s, ingest_cpu = cpu_of(ingest)
-    opened[0].close()
-    written = reports[0].total().written
+    (store, report), ingest_s, ingest_cpu = cpu_of(ingest)
+    store.close()
+    written = report.total().written
     log(f"ingested {written} records in {ingest_s:.1f}s")
 
-    encode_again_s, encode_again_cpu = cpu_of(lambda: encoder.encode_questions(texts))  # the load may have changed meanwhile
+    _, encode_again_s, encode_again_cpu = cpu_of(lambda: encoder.encode_questions(texts))  # the load may have changed meanwhile
     encode_rate = n / ((encode_s + encode_again_s) / 2)
     ingest_rate = written / ingest_s
     rates = [

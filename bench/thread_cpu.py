@@ -16,12 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 _TASKS = Path("/proc/self/task")
 _PR_SET_NAME = 15
 _POOL_NUMBER = re.compile(r"[_-]?\d+$")  # "onnx-lane_0" → "onnx-lane"
 _named = False
+T = TypeVar("T")
 
 
 def name_threads() -> bool:
@@ -76,12 +77,12 @@ def cpu_between(before: dict[str, float], after: dict[str, float]) -> Counter[st
     return spent
 
 
-def cpu_of(work: Callable[[], Any]) -> tuple[float, Counter[str]]:
-    """Wall seconds of work() and the CPU seconds it took per thread name, plus "(all)" for the whole process
-    (threads that ended meanwhile count there only)."""
+def cpu_of(work: Callable[[], T]) -> tuple[T, float, Counter[str]]:
+    """work()'s result, its wall seconds and the CPU seconds it took per thread name, plus "(all)" for the
+    whole process (threads that ended meanwhile count there only)."""
     threads, process, started = thread_cpu(), time.process_time(), time.perf_counter()
-    work()
+    result = work()
     wall = time.perf_counter() - started
     spent = cpu_between(threads, thread_cpu())
     spent["(all)"] = time.process_time() - process
-    return wall, spent
+    return result, wall, spent
